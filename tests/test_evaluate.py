@@ -1,0 +1,557 @@
+"""evaluate.py: one-forward multiple-choice scoring vs plain forwards, batch invariance, the paper's FLORES
+prompt in both layouts, sacrebleu parity, newline stop handling, bits per byte, errors, compare, resume."""
+
+import dataclasses
+import json
+import math
+import random
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import sacrebleu
+import torch
+
+import evaluate
+from model import PRESETS, Llama, save_hf
+from tokenizer import train_bpe
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class ByteTokenizer:
+    """Byte-level stand-in with the tokenizer.py interface (ids 0..255 = bytes, then 3 specials)."""
+
+    n_base, bos_id, eos_id, eot_id, n_vocab, sha256, path = 256, 256, 257, 258, 259, "bytes-v1", "bytes"
+
+    def encode(self, s, bos=False, eos=False):
+        return [self.bos_id] * bos + list(s.encode()) + [self.eos_id] * eos
+
+    def decode(self, ids):
+        return bytes(i for i in ids if i < 256).decode("utf-8", errors="replace")
+
+
+def tiny_model(vocab_size, cls=Llama, seed=0):
+    torch.manual_seed(seed)
+    model = cls(dataclasses.replace(PRESETS["tiny"], vocab_size=vocab_size))
+    model.init_weights()
+    with torch.no_grad():
+        model.output.weight.mul_(20)  # peaked distributions: choices differ clearly in likelihood
+    return model.eval()
+
+
+class PrefersB(Llama):
+    """Same forward signature, output rigged so that the byte 'B' always wins."""
+
+    def forward(self, idx, targets=None, *, positions=None, mask=None):
+        logits, loss = super().forward(idx, targets, positions=positions, mask=mask)
+        logits[..., ord("B")] += 30.0
+        return logits, loss
+
+
+def args_for(task, data, out, *extra):
+    return evaluate.parse_args(
+        ["--ckpt", "ckpt", "--task", task, "--data", str(data), "--out", str(out), *extra]
+    )
+
+
+def write_jsonl(path, records):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+
+
+def belebele_records(n, answer):
+    return [
+        {
+            "flores_passage": f"Passage {i} about Bern and Basel.",
+            "question": f"Which city {i}? ",
+            "mc_answer1": "Bern",
+            "mc_answer2": "Basel",
+            "mc_answer3": "Genf",
+            "mc_answer4": "Chur",
+            "correct_answer_num": str(answer),
+        }
+        for i in range(n)
+    ]
+
+
+FLORES = {  # 6 dev + 3 devtest lines per language, line-aligned
+    "eng_Latn": [f"English sentence {i}." for i in range(9)],
+    "fra_Latn": [f"Phrase française {i}." for i in range(9)],
+    "zho_Hant": [f"繁體中文句子{i}。" for i in range(9)],
+}
+
+
+def write_flores(root, layout, langs=FLORES):
+    for split, lines in (("dev", slice(0, 6)), ("devtest", slice(6, 9))):
+        (root / split).mkdir(parents=True, exist_ok=True)
+        for code, sentences in langs.items():
+            if layout == "text":
+                (root / split / f"{code}.{split}").write_text(
+                    "\n".join(sentences[lines]) + "\n", encoding="utf-8"
+                )
+            else:  # FLORES+ parquet: more columns than text
+                table = pa.table({"id": list(range(len(sentences[lines]))), "text": sentences[lines]})
+                pq.write_table(table, root / split / f"{code}.parquet")
+    return root
+
+
+# ----------------------------------------------------------------------------- multiple choice
+
+
+def mc_fixture_items():
+    return [
+        evaluate.MCItem(
+            f"Context {i}: " + "abc " * (i % 5) + "?",
+            [" yes", " no way", " maybe" * (1 + i % 3), " ok"][: 2 + i % 3],
+            i % 2,
+        )
+        for i in range(11)
+    ]
+
+
+def test_choice_loglik_equals_plain_forward_and_is_batch_invariant():
+    tok, model = ByteTokenizer(), tiny_model(ByteTokenizer.n_vocab)
+    items = mc_fixture_items()
+    plain = []
+    with torch.no_grad():
+        for item in items:
+            context, row = tok.encode(item.context, bos=True), []
+            for choice in item.choices:
+                ids = context + tok.encode(choice)
+                logp = model(torch.tensor([ids]))[0][0].log_softmax(-1)
+                row.append(
+                    sum(logp[len(context) - 1 + k, t].item() for k, t in enumerate(tok.encode(choice)))
+                )
+            plain.append(row)
+    by_batch = {bs: evaluate.score_choices(model, tok, items, bs) for bs in (1, 3, 8)}
+    for scores in by_batch.values():
+        assert [len(s) for s in scores] == [len(it.choices) for it in items]
+        for got, want in zip(scores, plain):
+            assert got == pytest.approx(want, abs=1e-5)
+    metrics = [evaluate.mc_metrics(items, s) for s in by_batch.values()]
+    assert metrics[0] == metrics[1] == metrics[2]
+    assert min(abs(a - b) for r in plain for a, b in zip(r, r[1:])) > 0.1  # choices really differ
+
+
+def test_rigged_model_gets_every_B_right(tmp_path):
+    data = tmp_path / "belebele"
+    write_jsonl(data / "fra_Latn.jsonl", belebele_records(5, answer=2))
+    records = belebele_records(3, answer=2)
+    pq.write_table(pa.Table.from_pylist(records), data / "deu_Latn.parquet")
+    (data / "ita_Latn.tsv").write_text(
+        "\t".join(records[0]) + "\n" + "".join("\t".join(r.values()) + "\n" for r in records),
+        encoding="utf-8",
+    )
+    write_jsonl(tmp_path / "all_a" / "fra_Latn.jsonl", belebele_records(4, answer=1))
+    model, tok = tiny_model(ByteTokenizer.n_vocab, cls=PrefersB), ByteTokenizer()
+    results = evaluate.evaluate(
+        args_for("belebele", data, tmp_path / "r.json", "--batch-size", "2"), model, tok
+    )
+    scores = results["tasks"]["belebele"]["scores"]
+    assert sorted(scores) == ["deu_Latn", "fra_Latn", "ita_Latn"]
+    assert all(s["acc"] == 1.0 and s["acc_norm"] == 1.0 for s in scores.values())
+    assert [scores[k]["n"] for k in sorted(scores)] == [3, 5, 3]
+    wrong = evaluate.evaluate(args_for("belebele", tmp_path / "all_a", tmp_path / "a.json"), model, tok)
+    assert wrong["tasks"]["belebele"]["scores"]["fra_Latn"]["acc"] == 0.0
+    assert "UTF-8 byte" in (tmp_path / "r.md").read_text()
+
+
+def test_task_prompts_follow_lm_eval(tmp_path):
+    xcopa = [
+        {
+            "premise": "Mees jäi haigeks.",
+            "choice1": "Ta sõi liiga palju.",
+            "choice2": "Ta jooksis.",
+            "question": "cause",
+            "label": 0,
+        }
+    ]
+    items, lang = evaluate.mc_items("xcopa", xcopa, "est_Latn", tmp_path / "est_Latn.jsonl")
+    assert (lang, items[0].context, items[0].choices) == (
+        "et",
+        "Mees jäi haigeks sest",
+        [" ta sõi liiga palju.", " ta jooksis."],
+    )
+    xnli = [{"premise": "Er schläft", "hypothesis": "Er ist wach", "label": 2}]
+    items, lang = evaluate.mc_items("xnli", xnli, "de", tmp_path / "de.jsonl")
+    assert (lang, items[0].context, items[0].label) == ("de", "Er schläft, richtig?", 2)
+    assert items[0].choices == [" Ja, Er ist wach", " Auch, Er ist wach", " Nein, Er ist wach"]
+    arc = [
+        {
+            "instruction": "2+2?",
+            "option_a": "3",
+            "option_b": "4",
+            "option_c": "5",
+            "option_d": "",
+            "option_e": None,
+            "answer": "B",
+        }
+    ]
+    items, _ = evaluate.mc_items("arc", arc, "de", tmp_path / "de.jsonl")
+    assert (items[0].context, items[0].choices, items[0].label) == (
+        "Question: 2+2?\nAnswer:",
+        [" 3", " 4", " 5"],
+        1,
+    )
+    sib = [{"text": "Der Ball ist rund.", "category": "sports"}]
+    items, _ = evaluate.mc_items("sib200", sib, "deu_Latn", tmp_path / "x.jsonl")
+    assert items[0].context.endswith("Text: Der Ball ist rund.\nTopic:") and items[0].label == 3
+    assert len(items[0].choices) == 7 and items[0].choices[3] == " sports"
+
+
+# ----------------------------------------------------------------------------- translation
+
+
+def test_metrics_equal_sacrebleu_corpus_scores():
+    hyps = ["The cat sat on the mat.", "A quick brown fox jumps", "Hello there, world!"]
+    refs = ["The cat is sitting on the mat.", "The quick brown fox jumped.", "Hello, world!"]
+    metrics = evaluate.translation_metrics(None)
+    scores = evaluate.translation_scores(hyps, refs, metrics)
+    chrf_pp = sacrebleu.corpus_chrf(hyps, [refs], word_order=2).score
+    assert scores["chrf++"] == pytest.approx(chrf_pp, abs=1e-9)
+    assert abs(chrf_pp - sacrebleu.corpus_chrf(hyps, [refs]).score) > 0.1  # chrF++ is not plain chrF
+    name = metrics[2]
+    tokenize = "flores200" if name == "spbleu" else "13a"
+    assert scores[name] == pytest.approx(
+        sacrebleu.corpus_bleu(hyps, [refs], tokenize=tokenize).score, abs=1e-9
+    )
+    assert "nw:2" in str(metrics[0].get_signature()) and f"tok:{tokenize}" in str(metrics[1].get_signature())
+    with pytest.raises(evaluate.DataError, match="nowhere.model"):
+        evaluate.translation_metrics("/nowhere.model")
+
+
+def test_flores_prompts_are_the_papers_template_in_both_layouts(tmp_path):
+    prompts = {}
+    for layout in ("text", "parquet"):
+        data = write_flores(tmp_path / layout, layout)
+        args = args_for("flores", data, tmp_path / "r.json")
+        units = evaluate.task_units(args, data)
+        assert [u["key"] for u in units] == [
+            "eng_Latn-fra_Latn",
+            "eng_Latn-zho_Hant",
+            "fra_Latn-eng_Latn",
+            "zho_Hant-eng_Latn",
+        ]
+        prompts[layout] = {u["key"]: evaluate.unit_inputs(u, args, data) for u in units}
+    assert prompts["text"] == prompts["parquet"]
+    eng, fra = FLORES["eng_Latn"], FLORES["fra_Latn"]
+    shots = random.Random("0-eng_Latn-fra_Latn-1").sample(range(6), 3)
+
+    def paper_prompt(s, t):  # PAPER.md's template, written out independently of evaluate.py
+        return "".join(f"[{s}]: {eng[j]}\n[{t}]: {fra[j]}\n" for j in shots) + (
+            f"Translate the following sentence from {s} to {t}\n[{s}]: {eng[7]}\n[{t}]:"
+        )
+
+    expected = paper_prompt("English", "French")
+    inputs = prompts["text"]["eng_Latn-fra_Latn"]
+    assert inputs["prompts"][1] == expected and inputs["refs"] == fra[6:9]
+    zh = prompts["text"]["zho_Hant-eng_Latn"]["prompts"][0]
+    assert zh.endswith(
+        f"from Chinese (Traditional) to English\n[Chinese (Traditional)]: {FLORES['zho_Hant'][6]}\n[English]:"
+    )
+    coded = evaluate.task_units(
+        args_for("flores", tmp_path / "text", "r.json", "--lang-names", "code", "--limit", "2"),
+        tmp_path / "text",
+    )[0]
+    args = args_for("flores", tmp_path / "text", "r.json", "--lang-names", "code", "--limit", "2")
+    coded_prompts = evaluate.unit_inputs(coded, args, tmp_path / "text")["prompts"]
+    assert coded_prompts[1] == paper_prompt("eng_Latn", "fra_Latn")
+    assert len(coded_prompts) == 2
+
+
+class ScriptedModel(torch.nn.Module):
+    """generate() answers a fixed reply and drops the stop token, as Llama.generate does; forward() makes
+    `ending` the most likely next token, so evaluate must recover it."""
+
+    def __init__(self, vocab_size, reply, ending):
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(1))
+        self.args = SimpleNamespace(max_seq_len=512)
+        self.vocab_size, self.reply, self.ending, self.stop_tokens = vocab_size, reply, ending, None
+
+    def generate(self, prompts, max_new_tokens, temperature=0.0, top_p=1.0, stop_tokens=(), generator=None):
+        self.stop_tokens = list(stop_tokens)
+        return [list(self.reply) for _ in prompts]
+
+    def forward(self, idx, targets=None, *, positions=None, mask=None):
+        logits = torch.zeros(*idx.shape, self.vocab_size)
+        logits[..., self.ending] = 5.0
+        return logits, None
+
+
+def test_newline_stop_keeps_text_merged_into_the_stop_token(tmp_path):
+    tok = train_bpe(
+        ["Le chat dort.\nLe chien court.\n"] * 20 + ["Bonjour le monde.\n"] * 20, 270, tmp_path / "tok.model"
+    )
+    period_newline = tok.encode(".\n")
+    assert len(period_newline) == 1  # the merge Llama 3 also has: '.\n' is one token
+    stop_ids, mixed = evaluate.newline_stop_ids(tok)
+    assert period_newline[0] in mixed and 10 in stop_ids and 10 not in mixed and tok.eos_id in stop_ids
+    args = SimpleNamespace(max_new_tokens=16, temperature=0.0, top_p=1.0, seed=0, batch_size=4)
+    reply = tok.encode(" Bonjour le monde")
+    model = ScriptedModel(tok.n_vocab, reply, period_newline[0])
+    assert evaluate.generate_lines(model, tok, ["a", "bb"], args, "k") == ["Bonjour le monde."] * 2
+    assert model.stop_tokens == stop_ids
+    model = ScriptedModel(tok.n_vocab, reply, 10)
+    assert evaluate.generate_lines(model, tok, ["a"], args, "k") == ["Bonjour le monde"]
+
+
+def test_flores_end_to_end_is_batch_invariant(tmp_path):
+    data = write_flores(tmp_path / "flores", "text")
+    model, tok = tiny_model(ByteTokenizer.n_vocab), ByteTokenizer()
+    runs = []
+    for bs in ("1", "3"):
+        args = args_for(
+            "flores",
+            data,
+            tmp_path / f"r{bs}.json",
+            "--lang-names",
+            "code",
+            "--max-new-tokens",
+            "6",
+            "--batch-size",
+            bs,
+            "--langs",
+            "eng_Latn",
+            "fra_Latn",
+        )
+        prompts = evaluate.unit_inputs(evaluate.task_units(args, data)[0], args, data)["prompts"]
+        runs.append(
+            (evaluate.generate_lines(model, tok, prompts, args, "k"), evaluate.evaluate(args, model, tok))
+        )
+    assert runs[0][0] == runs[1][0] and all(len(line) > 0 for line in runs[0][0])
+    section = runs[0][1]["tasks"]["flores"]
+    assert section["scores"] == runs[1][1]["tasks"]["flores"]["scores"]
+    assert sorted(section["scores"]) == ["eng_Latn-fra_Latn", "fra_Latn-eng_Latn"]
+    assert section["scores"]["eng_Latn-fra_Latn"]["direction"] == "eng_Latn->X"
+    assert "chrf++" in section["signatures"] and section["config"]["tokenizer_sha256"] == "bytes-v1"
+
+
+# ----------------------------------------------------------------------------- perplexity, mgsm
+
+
+def test_bits_per_byte_equals_plain_cross_entropy(tmp_path):
+    model, tok = tiny_model(ByteTokenizer.n_vocab), ByteTokenizer()
+    texts = ["Hello world", "Grüße aus Zürich", "x"]
+    nll = 0.0
+    for t in texts:
+        ids = tok.encode(t, bos=True)
+        logits = model(torch.tensor([ids[:-1]]))[0][0]
+        nll += torch.nn.functional.cross_entropy(logits, torch.tensor(ids[1:]), reduction="sum").item()
+    n_bytes = sum(len(t.encode()) for t in texts)
+    for bs in (1, 2):
+        got = evaluate.nll_bytes(model, tok, texts, bs)
+        assert got["bytes"] == n_bytes == 31 and got["tokens"] == 31  # 1 byte = 1 token
+        assert got["bits_per_byte"] == pytest.approx(nll / math.log(2) / n_bytes, rel=1e-5)
+    (tmp_path / "ppl").mkdir()
+    (tmp_path / "ppl" / "deu_Latn.txt").write_text("\n".join(texts) + "\n\n", encoding="utf-8")
+    results = evaluate.evaluate(args_for("ppl", tmp_path / "ppl", tmp_path / "p.json"), model, tok)
+    assert results["tasks"]["ppl"]["scores"]["deu_Latn"]["bits_per_byte"] == pytest.approx(
+        got["bits_per_byte"]
+    )
+    flores = evaluate.evaluate(
+        args_for("ppl", write_flores(tmp_path / "fl", "parquet"), tmp_path / "f.json"), model, tok
+    )
+    assert sorted(flores["tasks"]["ppl"]["scores"]) == sorted(FLORES)
+
+
+def test_mgsm_last_number(tmp_path):
+    assert evaluate.last_number("So 3 apples, answer: 1,234.") == 1234.0
+    assert evaluate.last_number("minus -2.5 then") == -2.5 and evaluate.last_number("none") is None
+    write_jsonl(tmp_path / "mgsm" / "fr.jsonl", [{"question": "2+2?", "answer_number": 4}] * 3)
+    results = evaluate.evaluate(
+        args_for("mgsm", tmp_path / "mgsm", tmp_path / "m.json", "--max-new-tokens", "4"),
+        tiny_model(ByteTokenizer.n_vocab),
+        ByteTokenizer(),
+    )
+    assert results["tasks"]["mgsm"]["scores"]["fr"]["n"] == 3
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def test_bad_input_names_the_file(tmp_path):
+    data = tmp_path / "bb"
+    write_jsonl(data / "fra_Latn.jsonl", belebele_records(2, answer=1))
+    out = str(tmp_path / "r.json")
+    base = ["--ckpt", "nowhere", "--out", out]
+    with pytest.raises(SystemExit, match=r"xxx_Latn.*no file for language 'xxx_Latn'"):
+        evaluate.main([*base, "--task", "belebele", "--data", str(data), "--langs", "fra_Latn", "xxx_Latn"])
+    write_jsonl(data / "deu_Latn.jsonl", belebele_records(1, answer=1) + belebele_records(1, answer=5))
+    with pytest.raises(SystemExit, match=r"deu_Latn.jsonl: record 2: label '5' outside the 4 choices"):
+        evaluate.main([*base, "--task", "belebele", "--data", str(data)])
+    write_jsonl(tmp_path / "sib" / "en.jsonl", [{"text": "x", "category": "cooking"}])
+    with pytest.raises(SystemExit, match=r"en.jsonl: record 1: label 'cooking' outside the 7 choices"):
+        evaluate.main([*base, "--task", "sib200", "--data", str(tmp_path / "sib")])
+    flores = write_flores(tmp_path / "fl", "text")
+    (flores / "devtest" / "fra_Latn.devtest").write_text("only one line\n", encoding="utf-8")
+    with pytest.raises(SystemExit, match=r"fra_Latn.devtest: 1 lines, but .*eng_Latn.devtest has 3"):
+        evaluate.main([*base, "--task", "flores", "--data", str(flores)])
+    with pytest.raises(SystemExit, match="unknown task 'translate'"):
+        evaluate.main([*base, "--task", "translate", "--data", str(data)])
+    assert not Path(out).exists()  # nothing half-written
+    cli = subprocess.run(
+        [sys.executable, "evaluate.py", *base, "--task", "translate", "--data", str(data)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert cli.returncode == 1 and cli.stderr.strip().count("\n") == 0
+    assert cli.stderr.startswith("evaluate.py: error: unknown task 'translate'")
+
+
+def test_cli_end_to_end_with_saved_checkpoint(tmp_path):
+    tok = train_bpe(
+        ["Le chat dort. The cat sleeps. Die Katze schläft."] * 10, 270, tmp_path / "ckpt" / "tokenizer.model"
+    )
+    save_hf(tiny_model(tok.n_vocab), tmp_path / "ckpt")
+    write_jsonl(
+        tmp_path / "xcopa" / "it.jsonl",
+        [
+            {
+                "premise": "Il gatto dorme.",
+                "choice1": "Era stanco.",
+                "choice2": "Era felice.",
+                "question": "cause",
+                "label": 0,
+            }
+        ]
+        * 3,
+    )
+    out = tmp_path / "res" / "r.json"
+    evaluate.main(
+        [
+            "--ckpt",
+            str(tmp_path / "ckpt"),
+            "--task",
+            "xcopa",
+            "--data",
+            str(tmp_path / "xcopa"),
+            "--out",
+            str(out),
+        ]
+    )
+    results = json.loads(out.read_text())
+    assert results["tokenizer"]["sha256"] == tok.sha256 and results["checkpoint"] == str(tmp_path / "ckpt")
+    assert results["tasks"]["xcopa"]["scores"]["it"]["prompt_lang"] == "it"
+    assert "| it | - |" in out.with_suffix(".md").read_text()
+
+
+# ----------------------------------------------------------------------------- compare, tiers, resume
+
+
+def results_file(path, chrf, tiers):
+    scores = {
+        f"eng_Latn-{lang}": {"lang": lang, "direction": "eng_Latn->X", "chrf++": c, "bleu": c / 2}
+        for lang, c in chrf.items()
+    }
+    scores["fra_Latn-eng_Latn"] = {
+        "lang": "fra_Latn",
+        "direction": "X->eng_Latn",
+        "chrf++": chrf["fra_Latn"] + 10,
+    }
+    path.write_text(
+        json.dumps(
+            {
+                "format": 1,
+                "checkpoint": path.stem,
+                "tasks": {"flores": {"metrics": ["chrf++", "bleu"], "tiers": tiers, "scores": scores}},
+            }
+        )
+    )
+    return str(path)
+
+
+def table_rows(markdown):
+    rows = [
+        [c.strip() for c in line.strip("|").split("|")]
+        for line in markdown.splitlines()
+        if line.startswith("|")
+    ]
+    return {r[0]: dict(zip(rows[0], r)) for r in rows[2:]}
+
+
+def test_compare_deltas(tmp_path, capsys):
+    tiers = {"fra_Latn": "high", "deu_Latn": "high", "wol_Latn": "low"}
+    a = results_file(tmp_path / "a.json", {"fra_Latn": 50.0, "deu_Latn": 40.0, "wol_Latn": 10.0}, tiers)
+    b = results_file(tmp_path / "b.json", {"fra_Latn": 52.5, "deu_Latn": 39.0, "wol_Latn": 14.0}, tiers)
+    evaluate.main(["--compare", a, b])
+    rows = table_rows(capsys.readouterr().out)
+    assert (
+        rows["fra_Latn"]["eng_Latn->X chrf++"] == "+2.50"
+        and rows["fra_Latn"]["X->eng_Latn chrf++"] == "+2.50"
+    )
+    assert rows["deu_Latn"]["eng_Latn->X bleu"] == "-0.50" and rows["deu_Latn"]["X->eng_Latn chrf++"] == ""
+    assert rows["wol_Latn"]["tier"] == "low" and rows["wol_Latn"]["eng_Latn->X chrf++"] == "+4.00"
+    assert rows["**high** (2)"]["eng_Latn->X chrf++"] == "+0.75"  # (2.5 - 1) / 2
+    assert rows["**low** (1)"]["eng_Latn->X chrf++"] == "+4.00"
+    assert rows["**all** (3)"]["eng_Latn->X chrf++"] == "+1.83"  # (2.5 - 1 + 4) / 3
+
+
+def test_tiers_from_index_use_mix_thresholds(tmp_path):
+    data = tmp_path / "bb"
+    for lang in ("fra_Latn", "wol_Latn"):
+        write_jsonl(data / f"{lang}.jsonl", belebele_records(2, answer=1))
+    index = {
+        "sources": {
+            "eng_Latn-fra_Latn": {"kind": "bi", "langs": ["eng_Latn", "fra_Latn"], "n_words": 2e9},
+            "wol_Latn-eng_Latn": {"kind": "bi", "langs": ["wol_Latn", "eng_Latn"], "n_words": 5e6},
+            "wol_Latn": {"kind": "mono", "langs": ["wol_Latn"], "n_words": 9e12},
+        }
+    }
+    (tmp_path / "index.json").write_text(json.dumps(index))
+    args = args_for("belebele", data, tmp_path / "r.json", "--index", str(tmp_path / "index.json"))
+    results = evaluate.evaluate(args, tiny_model(ByteTokenizer.n_vocab), ByteTokenizer())
+    assert results["tasks"]["belebele"]["tiers"] == {"fra_Latn": "high", "wol_Latn": "low"}
+    rows = table_rows((tmp_path / "r.md").read_text())
+    assert rows["fra_Latn"]["tier"] == "high" and "**low** (1)" in rows
+
+
+def test_resume_completes_a_partial_results_file(tmp_path, monkeypatch):
+    data = tmp_path / "bb"
+    for lang in ("deu_Latn", "fra_Latn", "ita_Latn"):
+        write_jsonl(data / f"{lang}.jsonl", belebele_records(3, answer=2))
+    model, tok = tiny_model(ByteTokenizer.n_vocab), ByteTokenizer()
+    out = tmp_path / "r.json"
+    evaluate.evaluate(args_for("belebele", data, out, "--langs", "fra_Latn"), model, tok)
+    first = json.loads(out.read_text())["tasks"]["belebele"]["scores"]["fra_Latn"]
+    scored = []
+    real = evaluate.score_unit
+    monkeypatch.setattr(evaluate, "score_unit", lambda unit, *a: scored.append(unit["key"]) or real(unit, *a))
+    results = evaluate.evaluate(args_for("belebele", data, out), model, tok)
+    assert scored == ["deu_Latn", "ita_Latn"]
+    assert results["tasks"]["belebele"]["scores"]["fra_Latn"] == first
+    evaluate.evaluate(args_for("belebele", data, out), model, tok)
+    assert scored == ["deu_Latn", "ita_Latn"]  # complete: nothing recomputed
+    with pytest.raises(
+        evaluate.DataError, match=r"r.json: holds belebele scores with other settings \(limit\)"
+    ):
+        evaluate.evaluate(args_for("belebele", data, out, "--limit", "2"), model, tok)
+
+
+def test_language_names():
+    assert evaluate.language_name("fra_Latn") == "French"
+    assert evaluate.language_name("zho_Hans") == "Chinese"
+    assert evaluate.language_name("zho_Hant") == "Chinese (Traditional)"
+    assert evaluate.language_name("kas_Deva") == "Kashmiri (Devanagari)"
+    assert evaluate.language_name("qqq_Latn") == "qqq_Latn"
+    assert evaluate.language_name("fra_Latn", "code") == "fra_Latn"
+
+
+def test_sampling_is_seeded_per_direction():
+    model, tok = tiny_model(ByteTokenizer.n_vocab), ByteTokenizer()
+    args = SimpleNamespace(max_new_tokens=8, temperature=0.6, top_p=0.9, seed=0, batch_size=2)
+    prompts = ["[eng_Latn]: a\n[fra_Latn]:", "[eng_Latn]: bb\n[fra_Latn]:", "[eng_Latn]: c\n[fra_Latn]:"]
+    first = evaluate.generate_lines(model, tok, prompts, args, "eng_Latn-fra_Latn")
+    assert evaluate.generate_lines(model, tok, prompts, args, "eng_Latn-fra_Latn") == first
+    others = [
+        evaluate.generate_lines(model, tok, prompts, SimpleNamespace(**{**vars(args), "seed": s}), "k")
+        for s in (1, 2, 3)
+    ]
+    assert any(o != first for o in others)
+    assert evaluate.parse_args(["--compare", "a", "b", "--sample"]).temperature == 0.6

@@ -1,0 +1,356 @@
+"""model.py against transformers' LlamaForCausalLM (test oracle only), plus cache, masks, checkpoints."""
+
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+from model import (
+    PRESETS,
+    CheckpointError,
+    Llama,
+    _meta_permute,
+    checkpoint_tensors,
+    load_hf,
+    read_config,
+    rope_inv_freq,
+    save_hf,
+)
+
+# GQA + untied + Llama 3.1 scaling with a small original context (32) so that the 80-token test sequences
+# reach far beyond it; rope_theta 1e4 with head_dim 16 gives wavelengths 6.3, 19.9, 62.8, ... so all three
+# branches of the scaling (kept < 8, smoothed 8..32, divided > 32) are used. And a tied, plain multi-head
+# (n_kv_heads == n_heads) variant without scaling.
+SCALED = replace(PRESETS["tiny"], vocab_size=256, rope_theta=10000.0, rope_scaling=dict(
+    factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0, original_max_position_embeddings=32))
+TIED = replace(PRESETS["tiny"], vocab_size=256, n_kv_heads=4, tie_embeddings=True)
+CONFIGS = {"gqa_untied_scaled": SCALED, "tied": TIED}
+
+
+def random_model(args, seed=0):
+    """Weights large enough that logits spread (std 0.02 init gives near-uniform logits) and norms != 1."""
+    torch.manual_seed(seed)
+    model = Llama(args)
+    model.init_weights()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn_like(p) * 0.1 + 1.0 if p.dim() == 1 else torch.randn_like(p) * 0.15)
+    return model.eval()
+
+
+def hf_model(folder):
+    from transformers import LlamaForCausalLM
+
+    return LlamaForCausalLM.from_pretrained(folder, dtype=torch.float32, attn_implementation="eager").eval()
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_logits_match_transformers_both_directions(tmp_path, name):
+    args = CONFIGS[name]
+    model = random_model(args)
+    idx = torch.randint(0, args.vocab_size, (2, 80))
+    save_hf(model, tmp_path / "ours")
+    hf = hf_model(tmp_path / "ours")
+    assert hf.config.tie_word_embeddings == args.tie_embeddings
+    with torch.no_grad():
+        ours, _ = model(idx)
+        ref = hf(idx).logits
+    assert ours.dtype == torch.float32 and ours.shape == (2, 80, args.vocab_size)
+    assert ref.abs().max() > 1.0  # logits are not trivially flat
+    assert (ours - ref).abs().max().item() <= 1e-4
+
+    # transformers' own save_pretrained (rope_parameters, no lm_head when tied) loads back into ours
+    hf.save_pretrained(tmp_path / "theirs")
+    assert read_config(tmp_path / "theirs") == args
+    back = load_hf(tmp_path / "theirs")
+    assert (back.output.weight is back.tok_embeddings.weight) == args.tie_embeddings
+    with torch.no_grad():
+        assert (back(idx)[0] - ref).abs().max().item() <= 1e-4
+
+
+def test_rope_scaling_matters_beyond_original_context(tmp_path):
+    # The parity test above would be vacuous if the scaling did not change logits at these positions.
+    model = random_model(SCALED)
+    unscaled = Llama(replace(SCALED, rope_scaling=None))
+    unscaled.load_state_dict(model.state_dict())
+    idx = torch.randint(0, SCALED.vocab_size, (1, 80))
+    with torch.no_grad():
+        diff = (model(idx)[0] - unscaled(idx)[0]).abs().amax(dim=-1)[0]
+    assert diff[0] < 1e-6  # position 0: no rotation at all
+    assert diff[40:].max() > 1e-2
+
+
+def test_greedy_generate_matches_transformers_with_left_padding(tmp_path):
+    model = random_model(SCALED, seed=1)
+    save_hf(model, tmp_path)
+    hf = hf_model(tmp_path)
+    g = torch.Generator().manual_seed(3)
+    prompts = [torch.randint(1, 256, (n,), generator=g).tolist() for n in (5, 11, 8)]
+    free = model.generate(prompts, max_new_tokens=30)
+    assert [len(r) for r in free] == [30, 30, 30]
+    stop = free[0][5]  # a token row 0 really produces, so stopping is exercised
+    ours = model.generate(prompts, max_new_tokens=30, stop_tokens=[stop])
+
+    pad = 0
+    width = max(map(len, prompts))
+    input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
+    attention_mask = (torch.arange(width)[None] >= torch.tensor([width - len(p) for p in prompts])[:, None])
+    out = hf.generate(input_ids, attention_mask=attention_mask.long(), max_new_tokens=30, do_sample=False,
+                      pad_token_id=pad, eos_token_id=stop)[:, width:].tolist()
+    theirs = [row[:row.index(stop)] if stop in row else row for row in out]
+    assert ours == theirs
+    assert ours[0] == free[0][:free[0].index(stop)] and stop not in ours[0]
+    # rows that never produce the stop token keep all their tokens
+    assert all(len(o) == 30 for o, f in zip(ours, free) if stop not in f)
+
+
+def test_kv_cache_decoding_matches_full_forward():
+    model = random_model(SCALED)
+    idx = torch.randint(0, 256, (2, 48))
+    with torch.no_grad():
+        full, _ = model(idx)
+        positions = torch.arange(48).expand(2, 48)
+        causal = torch.ones(48, 48, dtype=torch.bool).tril().expand(2, 48, 48)
+        model.setup_kv_cache(2, 48)
+        steps = [model.forward_cached(idx[:, :20], 0, positions[:, :20], causal[:, :20, :20])]
+        for t in range(20, 48):  # one token at a time
+            step = slice(t, t + 1)
+            steps.append(model.forward_cached(idx[:, step], t, positions[:, step], causal[:, step, :t + 1]))
+        model.clear_kv_cache()
+    assert (torch.cat(steps, dim=1) - full).abs().max().item() <= 1e-5
+
+
+def test_tree_forward_with_positions_and_mask_matches_plain_forwards():
+    model = random_model(SCALED)
+    g = torch.Generator().manual_seed(0)
+    ctx, cont_a, cont_b = (torch.randint(0, 256, (n,), generator=g) for n in (40, 7, 12))
+    C, A, B = len(ctx), len(cont_a), len(cont_b)
+    idx = torch.cat([ctx, cont_a, cont_b])[None]
+    positions = torch.cat([torch.arange(C), C + torch.arange(A), C + torch.arange(B)])[None]
+    segment = torch.tensor([0] * C + [1] * A + [2] * B)
+    causal = torch.ones(C + A + B, C + A + B, dtype=torch.bool).tril()
+    # each continuation sees the context and itself (causally), never the other continuation
+    mask = causal & ((segment[None, :] == 0) | (segment[:, None] == segment[None, :]))
+    with torch.no_grad():
+        tree, _ = model(idx, positions=positions, mask=mask[None])
+        plain_a, _ = model(torch.cat([ctx, cont_a])[None])
+        plain_b, _ = model(torch.cat([ctx, cont_b])[None])
+    assert (tree[:, :C + A] - plain_a).abs().max().item() <= 1e-5
+    assert (tree[:, C + A:] - plain_b[:, C:]).abs().max().item() <= 1e-5
+
+
+def test_loss_is_cross_entropy_ignoring_minus_one():
+    model = random_model(SCALED)
+    idx = torch.randint(0, 256, (2, 16))
+    targets = torch.randint(0, 256, (2, 16))
+    targets[0, :5] = -1
+    logits, loss = model(idx, targets)
+    expected = F.cross_entropy(logits.view(-1, 256), targets.view(-1), ignore_index=-1)
+    assert torch.equal(loss, expected)
+    kept = targets.view(-1) != -1
+    assert torch.allclose(loss, F.cross_entropy(logits.view(-1, 256)[kept], targets.view(-1)[kept]))
+    assert model(idx)[1] is None
+
+
+def test_training_forward_has_no_graph_breaks():
+    model = random_model(SCALED)
+    idx = torch.randint(0, 256, (2, 16))
+    explanation = torch._dynamo.explain(model)(idx, idx)
+    assert explanation.graph_break_count == 0, explanation.break_reasons
+    assert explanation.graph_count == 1
+
+
+@pytest.mark.parametrize("n_shards", [1, 2])
+def test_meta_consolidated_checkpoint_loads_like_hf_twin(tmp_path, n_shards):
+    args = replace(SCALED, rope_scaling=dict(factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0,
+                                             original_max_position_embeddings=8192), max_seq_len=131072)
+    model = random_model(args)
+    save_hf(model, tmp_path / "hf")
+    meta = {k: v.clone() for k, v in model.state_dict().items()}  # Meta's names are ours
+    for i in range(args.n_layers):
+        meta[f"layers.{i}.attention.wq.weight"] = _meta_permute(meta[f"layers.{i}.attention.wq.weight"], 4)
+        meta[f"layers.{i}.attention.wk.weight"] = _meta_permute(meta[f"layers.{i}.attention.wk.weight"], 2)
+    (tmp_path / "meta").mkdir()
+    for shard in range(n_shards):  # model-parallel shards as Meta's fairscale layers split them
+        part = {}
+        for name, w in meta.items():
+            leaf = name.split(".")[-2]
+            dim = 1 if leaf in ("wo", "w2") else 0 if w.dim() == 2 else None
+            part[name] = w if dim is None else w.chunk(n_shards, dim=dim)[shard].clone()
+        torch.save(part, tmp_path / "meta" / f"consolidated.{shard:02d}.pth")
+    params = dict(dim=64, n_layers=2, n_heads=4, n_kv_heads=2, vocab_size=256, multiple_of=32,
+                  norm_eps=1e-5, rope_theta=10000.0, use_scaled_rope=True)
+    (tmp_path / "meta" / "params.json").write_text(json.dumps(params))
+    assert read_config(tmp_path / "meta") == read_config(tmp_path / "hf") == args
+    from_meta, from_hf = load_hf(tmp_path / "meta"), load_hf(tmp_path / "hf")
+    idx = torch.randint(0, 256, (1, 24))
+    with torch.no_grad():
+        assert torch.equal(from_meta(idx)[0], from_hf(idx)[0])
+        assert torch.equal(from_meta(idx)[0], model(idx)[0])
+    assert {n for n, _ in checkpoint_tensors(tmp_path / "meta")} == set(model.state_dict())
+
+
+def test_sharded_bf16_folder_loads_tensor_by_tensor(tmp_path):
+    model = random_model(TIED)
+    save_hf(model, tmp_path, dtype=torch.bfloat16)
+    assert json.loads((tmp_path / "config.json").read_text())["torch_dtype"] == "bfloat16"
+    tensors = load_file(tmp_path / "model.safetensors")
+    assert "lm_head.weight" not in tensors  # tied: transformers re-ties it
+    names = sorted(tensors)
+    halves = {"a.safetensors": names[: len(names) // 2], "b.safetensors": names[len(names) // 2:]}
+    for file, keys in halves.items():
+        save_file({k: tensors[k] for k in keys}, tmp_path / file)
+    index = {"weight_map": {k: f for f, keys in halves.items() for k in keys}}
+    (tmp_path / "model.safetensors.index.json").write_text(json.dumps(index))
+    (tmp_path / "model.safetensors").unlink()
+    loaded = load_hf(tmp_path)
+    assert all(p.dtype == torch.bfloat16 for p in loaded.parameters())
+    assert loaded.output.weight is loaded.tok_embeddings.weight
+    for name, p in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], p.to(torch.bfloat16)), name
+    assert load_hf(tmp_path, dtype=torch.float32).norm.weight.dtype == torch.float32
+
+
+# ------------------------------------------------------------------------------------------------ bad input
+
+
+def test_missing_folder_and_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope"):
+        load_hf(tmp_path / "nope")
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        read_config(tmp_path)
+    save_hf(random_model(TIED), tmp_path)
+    (tmp_path / "model.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match="model.safetensors"):
+        load_hf(tmp_path)
+
+
+def test_other_architecture_config_is_refused(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"architectures": ["GPT2LMHeadModel"],
+                                                      "model_type": "gpt2", "n_embd": 64}))
+    with pytest.raises(CheckpointError, match=r"config\.json: key 'model_type' is 'gpt2'"):
+        load_hf(tmp_path)
+
+
+def test_missing_tensor_is_named(tmp_path):
+    save_hf(random_model(SCALED), tmp_path)
+    tensors = load_file(tmp_path / "model.safetensors")
+    del tensors["model.layers.1.mlp.up_proj.weight"]
+    save_file(tensors, tmp_path / "model.safetensors")
+    expected = r"model\.safetensors: key 'layers\.1\.feed_forward\.w3\.weight' missing"
+    with pytest.raises(CheckpointError, match=expected):
+        load_hf(tmp_path)
+
+
+def test_wrong_shape_is_named(tmp_path):
+    save_hf(random_model(SCALED), tmp_path)
+    tensors = load_file(tmp_path / "model.safetensors")
+    tensors["model.layers.0.self_attn.k_proj.weight"] = torch.zeros(64, 64)  # MHA-shaped k in a GQA config
+    save_file(tensors, tmp_path / "model.safetensors")
+    expected = (r"model\.safetensors: key 'layers\.0\.attention\.wk\.weight' has shape \(64, 64\), "
+                r"config expects \(32, 64\)")
+    with pytest.raises(CheckpointError, match=expected):
+        load_hf(tmp_path)
+
+
+def test_unknown_key_and_corrupt_file_are_named(tmp_path):
+    save_hf(random_model(SCALED), tmp_path)
+    tensors = load_file(tmp_path / "model.safetensors")
+    tensors["model.layers.0.self_attn.q_norm.weight"] = torch.ones(16)
+    save_file(tensors, tmp_path / "model.safetensors")
+    with pytest.raises(CheckpointError, match=r"model\.safetensors: unexpected key "
+                                              r"'model\.layers\.0\.self_attn\.q_norm\.weight'"):
+        load_hf(tmp_path)
+    (tmp_path / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(CheckpointError, match=r"model\.safetensors: cannot read"):
+        load_hf(tmp_path)
+
+
+# -------------------------------------------------------------------------------------------------- presets
+
+
+def test_presets_and_param_counts():
+    # Meta's published sizes: 8.03B (Llama 3 / 3.1 8B), 1.24B (3.2 1B), 3.21B (3.2 3B)
+    expected = {"llama3_8b": 8_030_261_248, "llama31_8b": 8_030_261_248,
+                "llama32_1b": 1_235_814_400, "llama32_3b": 3_212_749_824}
+    for name, n in expected.items():
+        with torch.device("meta"):
+            model = Llama(PRESETS[name])
+        assert model.num_params() == n, name
+        assert model.num_params(exclude_embedding=True) == n - (0 if PRESETS[name].tie_embeddings
+                                                               else 128256 * PRESETS[name].dim)
+    assert PRESETS["llama31_8b"].rope_scaling["factor"] == 8.0
+    assert PRESETS["llama32_1b"].rope_scaling["factor"] == 32.0
+    assert PRESETS["llama3_8b"].rope_scaling is None
+    tiny = PRESETS["tiny"]
+    assert (tiny.dim, tiny.n_layers, tiny.n_heads, tiny.n_kv_heads) == (64, 2, 4, 2)
+    demo = PRESETS["demo"]
+    assert (demo.dim, demo.n_layers, demo.n_heads, demo.n_kv_heads, demo.ffn_dim) == (256, 4, 8, 4, 768)
+
+
+def test_meta_device_build_then_init_weights_reties():
+    with torch.device("meta"):
+        model = Llama(TIED)
+    model.to_empty(device="cpu")
+    model.init_weights()
+    assert model.output.weight is model.tok_embeddings.weight
+    assert torch.isfinite(model(torch.zeros(1, 4, dtype=torch.long))[0]).all()
+
+
+def test_sampling_is_seeded_and_respects_top_p():
+    model = random_model(TIED)
+    prompts = [[1, 2, 3], [4]]
+
+    def run(seed, **kw):
+        generator = torch.Generator().manual_seed(seed)
+        return model.generate(prompts, 12, temperature=1.0, generator=generator, **kw)
+
+    assert run(0) == run(0)
+    assert run(0) != run(1)
+    # top_p -> 0 keeps only the most likely token: identical to greedy
+    assert run(5, top_p=1e-6) == model.generate(prompts, 12)
+
+
+HUB_LLAMA31_8B = {  # the config.json of meta-llama/Llama-3.1-8B (transformers 4.43 era, legacy rope keys)
+    "architectures": ["LlamaForCausalLM"], "attention_bias": False, "attention_dropout": 0.0,
+    "bos_token_id": 128000, "eos_token_id": 128001, "hidden_act": "silu", "hidden_size": 4096,
+    "initializer_range": 0.02, "intermediate_size": 14336, "max_position_embeddings": 131072,
+    "mlp_bias": False, "model_type": "llama", "num_attention_heads": 32, "num_hidden_layers": 32,
+    "num_key_value_heads": 8,
+    "pretraining_tp": 1, "rms_norm_eps": 1e-05, "rope_theta": 500000.0, "tie_word_embeddings": False,
+    "rope_scaling": {"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                     "original_max_position_embeddings": 8192, "rope_type": "llama3"},
+    "torch_dtype": "bfloat16", "use_cache": True, "vocab_size": 128256,
+}
+HUB_CONFIGS = {
+    "llama31_8b": HUB_LLAMA31_8B,
+    "llama3_8b": dict(HUB_LLAMA31_8B, rope_scaling=None, max_position_embeddings=8192),
+    "llama32_1b": dict(HUB_LLAMA31_8B, hidden_size=2048, num_hidden_layers=16, intermediate_size=8192,
+                       head_dim=64, tie_word_embeddings=True, eos_token_id=[128001, 128008, 128009],
+                       rope_scaling=dict(HUB_LLAMA31_8B["rope_scaling"], factor=32.0)),
+    "llama32_3b": dict(HUB_LLAMA31_8B, hidden_size=3072, num_hidden_layers=28, num_attention_heads=24,
+                       intermediate_size=8192, head_dim=128, tie_word_embeddings=True,
+                       rope_scaling=dict(HUB_LLAMA31_8B["rope_scaling"], factor=32.0)),
+}
+
+
+@pytest.mark.parametrize("name", HUB_CONFIGS)
+def test_hub_configs_read_as_presets_and_rope_matches_transformers(tmp_path, name):
+    from transformers import LlamaConfig
+    from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+
+    (tmp_path / "config.json").write_text(json.dumps(HUB_CONFIGS[name]))
+    assert read_config(tmp_path) == PRESETS[name]
+    # the real constants (original context 8192, factor 8 / 32) through transformers' own RoPE init
+    config = LlamaConfig.from_dict(HUB_CONFIGS[name])
+    rope_type = config.rope_parameters["rope_type"]
+    if rope_type == "default":
+        expected = 1.0 / (config.rope_parameters["rope_theta"] ** (torch.arange(0, 128, 2).float() / 128))
+    else:
+        expected, _ = ROPE_INIT_FUNCTIONS[rope_type](config, "cpu")
+    assert torch.allclose(rope_inv_freq(PRESETS[name]), expected, rtol=1e-6, atol=0)
+    if rope_type == "llama3":  # the scaling really changes the long wavelengths
+        assert not torch.allclose(rope_inv_freq(replace(PRESETS[name], rope_scaling=None)), expected)
