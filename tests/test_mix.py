@@ -150,8 +150,11 @@ def test_config_files():
     for cfg in demo.values():
         assert {t: v * 1_000_000 for t, v in cfg["tier_thresholds"].items()} == PAPER_TIER_THRESHOLDS
     assert demo["bi"]["tier_rates"] == rates == demo["mono"]["tier_rates"]
-    base_rates = demo["base"]["tier_rates"]
-    assert [t for t in TIERS if base_rates[t] > 0] == ["very_high", "high"]
+    # the demo's base model knows six big languages: no tier is sampled, only the sources named
+    assert not any(demo["base"]["tier_rates"].values())
+    base_langs = {lang for name in demo["base"]["source_rates"] for lang in name.split("-")}
+    assert base_langs == {"eng_Latn", "fra_Latn", "spa_Latn", "rus_Cyrl", "zho_Hans", "arb_Arab"}
+    assert len(demo["base"]["source_rates"]) == 6 + 15
 
 
 # ----------------------------------------------------------------------------- the sampler
