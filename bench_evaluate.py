@@ -1,7 +1,9 @@
 """Benchmark evaluate.py against the naive ways, same model and data in one run:
 - multiple choice: choices/s when each question's context + 4 choices go through ONE packed forward
   (batched), vs one plain forward per choice (the context recomputed for every choice);
-- translation: sentences/s of batched generation (16 prompts per Llama.generate) vs one prompt at a time.
+- translation: sentences/s of batched generation (16 prompts per Llama.generate) vs one prompt at a time;
+- the stop token ('.\\n' is one token): kept by Llama.generate(include_stop=True) vs the previous way, which
+  dropped it and ran one more forward per batch to recover it (model nudged to emit '.\\n', so rows stop).
 
     python bench_evaluate.py [--quick]
 """
@@ -70,6 +72,30 @@ def mc_row(name, model, tok, items) -> tuple[str, float, str]:
             f"context ~{context:.0f} tokens, choice ~{choice:.1f}; batch 8; max |dLL| {max_diff:.1e})")
 
 
+@torch.no_grad()
+def lines_with_recovery_forward(model, tok, prompts, args) -> list[str]:
+    """The previous evaluate.py: generate drops the stop token; one more forward over the rows that stopped
+    finds the most likely stop token, kept when it holds text before the newline ('.\\n')."""
+    stop_ids = evaluate.newline_stop_ids(tok)
+    encoded = [tok.encode(p, bos=True) for p in prompts]
+    order, lines = sorted(range(len(prompts)), key=lambda i: (-len(encoded[i]), i)), [""] * len(prompts)
+    for start in range(0, len(order), args.batch_size):
+        batch = order[start:start + args.batch_size]
+        outs = model.generate([encoded[i] for i in batch], args.max_new_tokens, stop_tokens=stop_ids)
+        stopped = [k for k, out in enumerate(outs) if len(out) < args.max_new_tokens]
+        seqs = [encoded[batch[k]] + outs[k] for k in stopped]
+        if seqs:
+            idx = torch.zeros(len(seqs), max(map(len, seqs)), dtype=torch.long)
+            for b, seq in enumerate(seqs):
+                idx[b, :len(seq)] = torch.tensor(seq)  # right padding: causal attention never sees it
+            last = model(idx)[0][torch.arange(len(seqs)), torch.tensor([len(seq) - 1 for seq in seqs])]
+            for k, j in zip(stopped, last[:, stop_ids].argmax(-1).tolist()):
+                outs[k] = outs[k] + [stop_ids[j]] * (stop_ids[j] < tok.n_base)  # eos: no text
+        for i, out in zip(batch, outs):
+            lines[i] = tok.decode(out).split("\n", 1)[0].strip()
+    return lines
+
+
 def bench(quick: bool) -> list[tuple[str, float, str]]:
     model, tok, rng = setup()
     n_questions, n_sentences, new_tokens = (8, 16, 48) if quick else (48, 48, 48)
@@ -95,6 +121,18 @@ def bench(quick: bool) -> list[tuple[str, float, str]]:
     rows.append(("translation batch 16 vs 1", t_single / t_batched,
                  f"{n_sentences / t_batched:.1f} vs {n_sentences / t_single:.1f} sentences/s ({n_sentences} "
                  f"3-shot prompts, <= {new_tokens} new tokens, {same}/{n_sentences} identical outputs)"))
+
+    args.batch_size = 16
+    period_newline = tok.encode(".\n")[0]
+    with torch.no_grad():  # a random model never stops; a larger '.\n' row makes it win at some steps
+        model.output.weight[period_newline] *= 3.0
+    evaluate.generate_lines(model, tok, prompts[:2], args, "warm-up")
+    kept, t_kept = timed(lambda: evaluate.generate_lines(model, tok, prompts, args, "b"))
+    recovered, t_recovered = timed(lambda: lines_with_recovery_forward(model, tok, prompts, args))
+    same, periods = sum(a == b for a, b in zip(kept, recovered)), sum(line.endswith(".") for line in kept)
+    rows.append(("stop token kept by generate vs recovery forward", t_recovered / t_kept,
+                 f"{n_sentences / t_kept:.1f} vs {n_sentences / t_recovered:.1f} sentences/s (batch 16, "
+                 f"{periods}/{n_sentences} lines end in '.', {same}/{n_sentences} identical outputs)"))
     return rows
 
 

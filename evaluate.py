@@ -21,7 +21,8 @@ rerun with the same settings only computes the languages still missing (resume).
   ppl          DIR/<lang>.txt (one document a non-empty line), or a FLORES folder (its devtest split)
 
 Translation: the paper's 3-shot prompt, greedy (--sample: the paper's T=0.6, top-p 0.9), stop at the first
-newline; chrF++ (not plain chrF) and spBLEU (flores200 SentencePiece) when available locally, else BLEU 13a.
+newline (text the stop token holds before it, '.\\n', is kept); chrF++ (not plain chrF) and spBLEU (flores200
+SentencePiece: --spm PATH or sacrebleu's cache; never downloaded), else BLEU 13a.
 Multiple choice: log-likelihood of each full choice after its context (context encoded with BOS, each
 choice on its own with its leading space), all choices in ONE forward; acc, and acc_norm per UTF-8 byte of
 the choice. Prompts follow lm-evaluation-harness where the paper gives none (SIB-200's is ours).
@@ -305,40 +306,22 @@ def mc_metrics(items: list[MCItem], scores: list[list[float]]) -> dict:
     return {"acc": acc / len(items), "acc_norm": acc_norm / len(items), "n": len(items)}
 
 
-def newline_stop_ids(tok) -> tuple[list[int], set[int]]:
-    """Ids whose text contains a newline (generation stops there, plus end of text/turn), and those that
-    carry text before it: Llama 3's split regex merges punctuation with the newline ('.\\n')."""
-    texts = {i: tok.decode([i]) for i in range(tok.n_base)}
-    stop = {i for i, t in texts.items() if "\n" in t} | {tok.eos_id, getattr(tok, "eot_id", tok.eos_id)}
-    return sorted(stop), {i for i in stop if i in texts and texts[i].split("\n", 1)[0].strip()}
+def newline_stop_ids(tok) -> list[int]:
+    """Ids whose text contains a newline (generation stops there), plus end of text/turn."""
+    newline = {i for i in range(tok.n_base) if "\n" in tok.decode([i])}
+    return sorted(newline | {tok.eos_id, getattr(tok, "eot_id", tok.eos_id)})
 
 
-@torch.no_grad()
-def ending_stop_tokens(model, sequences, stop_ids, temperature, generator) -> list[int]:
-    """Llama.generate drops the stop token; when it may hold text before the newline ('.\\n') one forward
-    recovers it: the most likely stop id (greedy), or one drawn from the model restricted to them."""
-    device = device_of(model)
-    idx = torch.zeros(len(sequences), max(map(len, sequences)), dtype=torch.long)
-    for b, s in enumerate(sequences):
-        idx[b, :len(s)] = torch.tensor(s)  # right padding: causal attention never sees it
-    logits, _ = model(idx.to(device))
-    last = logits[torch.arange(len(sequences), device=device),
-                  torch.tensor([len(s) - 1 for s in sequences], device=device)]
-    last = last[:, torch.tensor(stop_ids, device=device)].float()
-    pick = last.argmax(-1) if temperature == 0 else \
-        torch.multinomial((last / temperature).softmax(-1), 1, generator=generator)[:, 0]
-    return [stop_ids[j] for j in pick.tolist()]
-
-
-_NEWLINE_STOPS: dict[str, tuple[list[int], set[int]]] = {}
+_NEWLINE_STOPS: dict[str, list[int]] = {}
 
 
 def generate_lines(model, tok, prompts: list[str], args, seed_key: str, desc: str = "") -> list[str]:
     """First line of each continuation; prompts batched by length (order restored); greedy unless
-    args.temperature > 0, then seeded by (seed, seed_key) so a direction's samples are reproducible."""
+    args.temperature > 0, then seeded by (seed, seed_key) so a direction's samples are reproducible.
+    The stop token is kept and the text cut at its newline: Llama 3's split regex merges punctuation
+    with the newline ('.\\n' is one token), so cutting before the token would lose the final period."""
     if tok.sha256 not in _NEWLINE_STOPS:  # once per tokenizer: one pass over the vocabulary
         _NEWLINE_STOPS[tok.sha256] = newline_stop_ids(tok)
-    stop_ids, mixed = _NEWLINE_STOPS[tok.sha256]
     room = model.args.max_seq_len - args.max_new_tokens
     if room < 2:
         raise DataError(f"--max-new-tokens {args.max_new_tokens} leaves no room for a prompt in max_seq_len "
@@ -353,15 +336,11 @@ def generate_lines(model, tok, prompts: list[str], args, seed_key: str, desc: st
     lines = [""] * len(prompts)
     for start in tqdm(range(0, len(order), args.batch_size), desc=desc, leave=False):
         batch = order[start:start + args.batch_size]
-        outputs = [list(o) for o in model.generate([encoded[i] for i in batch], args.max_new_tokens,
-                                                   args.temperature, args.top_p, stop_ids, generator)]
-        stopped = [k for k, out in enumerate(outputs) if len(out) < args.max_new_tokens]
-        if mixed and stopped:
-            ends = ending_stop_tokens(model, [encoded[batch[k]] + outputs[k] for k in stopped], stop_ids,
-                                      args.temperature, generator)
-            for k, end in zip(stopped, ends):
-                outputs[k] += [end] if end in mixed else []
+        outputs = model.generate([encoded[i] for i in batch], args.max_new_tokens, args.temperature,
+                                 args.top_p, _NEWLINE_STOPS[tok.sha256], generator, include_stop=True)
         for i, out in zip(batch, outputs):
+            if out and out[-1] in (tok.eos_id, getattr(tok, "eot_id", tok.eos_id)):  # no text of their own
+                out = out[:-1]
             lines[i] = tok.decode(out).split("\n", 1)[0].strip()
     return lines
 
@@ -389,27 +368,31 @@ def nll_bytes(model, tok, texts: list[str], batch_size: int, desc: str = "") -> 
 
 
 def translation_metrics(spm: str | None):
-    """chrF++ always; spBLEU when sentencepiece and the flores200 SentencePiece model are local (never
-    downloaded), else BLEU 13a. sacrebleu 2.6 reads the model from SACREBLEU_DIR/models/flores200sacrebleuspm
-    (tokenizers/tokenizer_spm.py, which downloads it when absent), so --spm PATH is linked there from a
-    temporary SACREBLEU_DIR while the metric is built."""
+    """chrF++ always; spBLEU when sentencepiece and the flores200 SentencePiece model are local, else
+    BLEU 13a. sacrebleu 2.6 reads that model from SACREBLEU_DIR/models/flores200sacrebleuspm
+    (tokenizers/tokenizer_spm.py) and downloads it when absent, so --spm PATH is linked there from a
+    temporary SACREBLEU_DIR while the metric is built, and its download_file is replaced by an error."""
     from sacrebleu.metrics import BLEU, CHRF
     from sacrebleu.tokenizers import tokenizer_spm
-    from sacrebleu.utils import SACREBLEU_DIR
 
     have_spm = importlib.util.find_spec("sentencepiece") is not None
-    cached = Path(SACREBLEU_DIR) / "models" / "flores200sacrebleuspm"
-    if spm is not None:
-        if not (Path(spm).is_file() and have_spm):
-            raise DataError(f"{spm}: --spm needs this SentencePiece model file and the sentencepiece package")
-        with tempfile.TemporaryDirectory() as tmp:
+    cached = Path(tokenizer_spm.SACREBLEU_DIR) / "models" / "flores200sacrebleuspm"
+    if spm is not None and not (Path(spm).is_file() and have_spm):
+        raise DataError(f"{spm}: --spm needs this SentencePiece model file and the sentencepiece package")
+    if spm is None and not (have_spm and cached.is_file()):
+        return CHRF(word_order=2), BLEU(tokenize="13a"), "bleu"
+
+    def no_download(url, path, *_, **__):
+        raise DataError(f"sacrebleu wants to download {url} to {path}: give the model as --spm")
+
+    home = tokenizer_spm.SACREBLEU_DIR
+    with tempfile.TemporaryDirectory() as tmp, mock.patch.object(tokenizer_spm, "download_file", no_download):
+        if spm is not None:
+            home = tmp
             (Path(tmp) / "models").mkdir()
             (Path(tmp) / "models" / cached.name).symlink_to(Path(spm).resolve())
-            with mock.patch.object(tokenizer_spm, "SACREBLEU_DIR", tmp):
-                return CHRF(word_order=2), BLEU(tokenize="flores200"), "spbleu"
-    if have_spm and cached.is_file():
-        return CHRF(word_order=2), BLEU(tokenize="flores200"), "spbleu"
-    return CHRF(word_order=2), BLEU(tokenize="13a"), "bleu"
+        with mock.patch.object(tokenizer_spm, "SACREBLEU_DIR", home):
+            return CHRF(word_order=2), BLEU(tokenize="flores200"), "spbleu"
 
 
 def translation_scores(hyps: list[str], refs: list[str], metrics) -> dict:
@@ -424,22 +407,29 @@ def last_number(text: str) -> float | None:
 
 
 def load_tiers(args) -> dict[str, str]:
-    """--tier-map {lang: tier}, or from --index: a language's tier is that of its pair with the centre."""
+    """--tier-map {lang: tier}, or from --index: a language's tier is that of its bilingual source paired
+    with the centre, as mix.py put it in a mix.json (the mix config's thresholds: the demo's scaled ones),
+    or for an index.json by the paper's thresholds."""
     if args.tier_map:
         return read_json(args.tier_map)
     if not args.index:
         return {}
     from mix import PAPER_TIER_THRESHOLDS, tier_of  # the paper's thresholds live in mix.py
 
+    sources = read_json(args.index).get("sources")
+    if isinstance(sources, list):  # mix.py's mix.json: every source with its tier
+        tier = lambda s, where: get(s, "tier", where)
+    elif isinstance(sources, dict):  # prepare_mala.py's index.json: word counts only
+        sources = [{"name": name, **s} for name, s in sources.items()]
+        tier = lambda s, where: tier_of(get(s, "n_words", where), PAPER_TIER_THRESHOLDS)
+    else:
+        raise DataError(f"{args.index}: no 'sources' list (mix.py's mix.json) or dict (an index.json)")
     tiers = {}
-    index = read_json(args.index)
-    if "sources" not in index:
-        raise DataError(f"{args.index}: no 'sources' (not a prepare_mala.py index.json)")
-    for source in index["sources"].values():
+    for source in sources:
         langs = source.get("langs", [])
         if source.get("kind") == "bi" and args.centre in langs and len(langs) == 2:
             other = langs[1 - langs.index(args.centre)]
-            tiers.setdefault(other, tier_of(source["n_words"], PAPER_TIER_THRESHOLDS))
+            tiers.setdefault(other, tier(source, f"{args.index}: source {source.get('name')!r}"))
     return tiers
 
 
@@ -582,6 +572,8 @@ def evaluate(args, model, tok, ckpt: str = "", units: list[dict] | None = None) 
                                          if metrics else {}))
     tiers = load_tiers(args)
     results = read_json(out) if out.exists() else {"format": 1, "checkpoint": ckpt, "tasks": {}}
+    if "tasks" not in results or "checkpoint" not in results:
+        raise DataError(f"{out}: not an evaluate.py results file; use another --out")
     if (results["checkpoint"], results.get("tokenizer", {}).get("sha256", tok.sha256)) != (ckpt, tok.sha256):
         raise DataError(f"{out}: holds scores of {results['checkpoint']!r} or of another tokenizer; "
                         "use another --out")
@@ -645,7 +637,9 @@ def parse_args(argv=None):
     p.add_argument("--pairs", nargs="+", help="flores: explicit src-tgt directions instead of the centre's")
     p.add_argument("--centre", default="eng_Latn", help="flores: evaluate centre->X and X->centre")
     p.add_argument("--lang-names", choices=("cldr", "code"), default="cldr", help="flores prompt names")
-    p.add_argument("--index", help="index.json: tier of a language = tier of its pair with the centre")
+    p.add_argument("--index", metavar="JSON", help="tier of a language = tier of its pair with --centre, "
+                   "from a mix.json (mix.py's tiers, by its config's thresholds: the demo's scaled ones) or "
+                   "an index.json (the paper's thresholds); detected by content")
     p.add_argument("--tier-map", help="JSON {lang: tier} instead of --index")
     p.add_argument("--spm", help="flores200 SentencePiece model for spBLEU (default: sacrebleu's cache)")
     p.add_argument("--batch-size", type=int, default=8)
@@ -678,7 +672,8 @@ def main(argv=None) -> None:
         if args.compare:
             print(compare(*args.compare))
             return
-        units = task_units(args, Path(args.data))  # bad data fails before the model loads
+        units = task_units(args, Path(args.data))  # bad data or tiers fail before the model loads
+        load_tiers(args)
         model, tok = load_model(args)
         print(results_markdown(evaluate(args, model, tok, ckpt=str(Path(args.ckpt)), units=units)))
     except (DataError, FileNotFoundError) as e:

@@ -255,7 +255,10 @@ class Llama(nn.Module):
 
     @torch.no_grad()
     def generate(self, prompts: list[list[int]], max_new_tokens: int, temperature: float = 0.0,
-                 top_p: float = 1.0, stop_tokens: Sequence[int] = (), generator=None) -> list[list[int]]:
+                 top_p: float = 1.0, stop_tokens: Sequence[int] = (), generator=None,
+                 include_stop: bool = False) -> list[list[int]]:
+        """The new tokens of each prompt, cut at its first stop token; include_stop keeps that token
+        last (a stop token may carry text: Llama 3's '.\\n' is one token)."""
         if not prompts or any(len(p) == 0 for p in prompts):
             raise ValueError("generate: every prompt needs at least one token")
         if max_new_tokens <= 0:
@@ -292,8 +295,8 @@ class Llama(nn.Module):
         finally:
             self.clear_kv_cache()
         new = torch.stack(out, dim=1).tolist()
-        stops = set(stop_tokens)
-        return [next((row[:j] for j, tok in enumerate(row) if tok in stops), row) for row in new]
+        stops, keep = set(stop_tokens), int(include_stop)
+        return [next((row[:j + keep] for j, tok in enumerate(row) if tok in stops), row) for row in new]
 
 
 def sample(logits: torch.Tensor, temperature: float, top_p: float, generator=None) -> torch.Tensor:

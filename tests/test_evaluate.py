@@ -1,5 +1,6 @@
 """evaluate.py: one-forward multiple-choice scoring vs plain forwards, batch invariance, the paper's FLORES
-prompt in both layouts, sacrebleu parity, newline stop handling, bits per byte, errors, compare, resume."""
+prompt in both layouts, sacrebleu parity, spBLEU from a local SentencePiece model (never downloaded), newline
+stop handling, bits per byte, errors, compare, tiers from index.json and mix.json, resume."""
 
 import dataclasses
 import json
@@ -15,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 import sacrebleu
 import torch
+from sacrebleu.tokenizers import tokenizer_spm
 
 import evaluate
 from model import PRESETS, Llama, save_hf
@@ -207,7 +209,17 @@ def test_task_prompts_follow_lm_eval(tmp_path):
 # ----------------------------------------------------------------------------- translation
 
 
-def test_metrics_equal_sacrebleu_corpus_scores():
+def empty_sacrebleu_dir(tmp_path, monkeypatch):
+    """sacrebleu's folder (models are cached and downloaded there) -> an empty one; downloading raises."""
+    home = tmp_path / "sacrebleu_home"
+    home.mkdir()
+    monkeypatch.setattr(tokenizer_spm, "SACREBLEU_DIR", str(home))
+    monkeypatch.setattr(tokenizer_spm, "download_file", lambda *a, **k: pytest.fail(f"download {a}"))
+    return home
+
+
+def test_metrics_equal_sacrebleu_corpus_scores(tmp_path, monkeypatch):
+    empty_sacrebleu_dir(tmp_path, monkeypatch)  # no flores200 model anywhere: BLEU 13a
     hyps = ["The cat sat on the mat.", "A quick brown fox jumps", "Hello there, world!"]
     refs = ["The cat is sitting on the mat.", "The quick brown fox jumped.", "Hello, world!"]
     metrics = evaluate.translation_metrics(None)
@@ -215,12 +227,10 @@ def test_metrics_equal_sacrebleu_corpus_scores():
     chrf_pp = sacrebleu.corpus_chrf(hyps, [refs], word_order=2).score
     assert scores["chrf++"] == pytest.approx(chrf_pp, abs=1e-9)
     assert abs(chrf_pp - sacrebleu.corpus_chrf(hyps, [refs]).score) > 0.1  # chrF++ is not plain chrF
-    name = metrics[2]
-    tokenize = "flores200" if name == "spbleu" else "13a"
-    assert scores[name] == pytest.approx(
-        sacrebleu.corpus_bleu(hyps, [refs], tokenize=tokenize).score, abs=1e-9
-    )
-    assert "nw:2" in str(metrics[0].get_signature()) and f"tok:{tokenize}" in str(metrics[1].get_signature())
+    assert metrics[2] == "bleu"
+    bleu_13a = sacrebleu.corpus_bleu(hyps, [refs], tokenize="13a").score
+    assert scores["bleu"] == pytest.approx(bleu_13a, abs=1e-9)
+    assert "nw:2" in str(metrics[0].get_signature()) and "tok:13a" in str(metrics[1].get_signature())
     with pytest.raises(evaluate.DataError, match="nowhere.model"):
         evaluate.translation_metrics("/nowhere.model")
 
@@ -265,23 +275,24 @@ def test_flores_prompts_are_the_papers_template_in_both_layouts(tmp_path):
 
 
 class ScriptedModel(torch.nn.Module):
-    """generate() answers a fixed reply and drops the stop token, as Llama.generate does; forward() makes
-    `ending` the most likely next token, so evaluate must recover it."""
+    """generate() streams reply(prompt) and cuts it at the first stop token as Llama.generate does
+    (include_stop: the stop token stays last). reply: a fixed token list, or a function of the prompt."""
 
-    def __init__(self, vocab_size, reply, ending):
+    def __init__(self, reply):
         super().__init__()
         self.anchor = torch.nn.Parameter(torch.zeros(1))
         self.args = SimpleNamespace(max_seq_len=512)
-        self.vocab_size, self.reply, self.ending, self.stop_tokens = vocab_size, reply, ending, None
+        self.reply, self.calls = reply, []
 
-    def generate(self, prompts, max_new_tokens, temperature=0.0, top_p=1.0, stop_tokens=(), generator=None):
-        self.stop_tokens = list(stop_tokens)
-        return [list(self.reply) for _ in prompts]
-
-    def forward(self, idx, targets=None, *, positions=None, mask=None):
-        logits = torch.zeros(*idx.shape, self.vocab_size)
-        logits[..., self.ending] = 5.0
-        return logits, None
+    def generate(self, prompts, max_new_tokens, temperature=0.0, top_p=1.0, stop_tokens=(), generator=None,
+                 include_stop=False):
+        self.calls.append({"stop_tokens": list(stop_tokens), "include_stop": include_stop})
+        rows = []
+        for prompt in prompts:
+            stream = (self.reply(prompt) if callable(self.reply) else list(self.reply))[:max_new_tokens]
+            cut = next((j for j, t in enumerate(stream) if t in stop_tokens), None)
+            rows.append(stream if cut is None else stream[:cut + include_stop])
+        return rows
 
 
 def test_newline_stop_keeps_text_merged_into_the_stop_token(tmp_path):
@@ -290,15 +301,23 @@ def test_newline_stop_keeps_text_merged_into_the_stop_token(tmp_path):
     )
     period_newline = tok.encode(".\n")
     assert len(period_newline) == 1  # the merge Llama 3 also has: '.\n' is one token
-    stop_ids, mixed = evaluate.newline_stop_ids(tok)
-    assert period_newline[0] in mixed and 10 in stop_ids and 10 not in mixed and tok.eos_id in stop_ids
+    stop_ids = evaluate.newline_stop_ids(tok)
+    assert period_newline[0] in stop_ids and 10 in stop_ids and tok.eos_id in stop_ids
+    assert tok.encode("Le chat")[0] not in stop_ids
     args = SimpleNamespace(max_new_tokens=16, temperature=0.0, top_p=1.0, seed=0, batch_size=4)
-    reply = tok.encode(" Bonjour le monde")
-    model = ScriptedModel(tok.n_vocab, reply, period_newline[0])
-    assert evaluate.generate_lines(model, tok, ["a", "bb"], args, "k") == ["Bonjour le monde."] * 2
-    assert model.stop_tokens == stop_ids
-    model = ScriptedModel(tok.n_vocab, reply, 10)
-    assert evaluate.generate_lines(model, tok, ["a"], args, "k") == ["Bonjour le monde"]
+    reply, tail = tok.encode(" Bonjour le monde"), tok.encode("Le chat dort")
+    for ending, line in (
+        (period_newline[0], "Bonjour le monde."),  # the period lives in the stop token
+        (10, "Bonjour le monde"),
+        (tok.eos_id, "Bonjour le monde"),  # end of text: no '<|end_of_text|>' in the line
+    ):
+        model = ScriptedModel(reply + [ending] + tail)
+        assert evaluate.generate_lines(model, tok, ["a", "bb", "c"], args, "k") == [line] * 3
+        assert model.calls == [{"stop_tokens": stop_ids, "include_stop": True}]
+    args.max_new_tokens = len(reply) + 2  # no stop within the budget: the whole continuation
+    assert evaluate.generate_lines(ScriptedModel(reply + tail), tok, ["a"], args, "k") == [
+        tok.decode((reply + tail)[: args.max_new_tokens]).strip()
+    ]
 
 
 def test_flores_end_to_end_is_batch_invariant(tmp_path):
@@ -330,6 +349,61 @@ def test_flores_end_to_end_is_batch_invariant(tmp_path):
     assert sorted(section["scores"]) == ["eng_Latn-fra_Latn", "fra_Latn-eng_Latn"]
     assert section["scores"]["eng_Latn-fra_Latn"]["direction"] == "eng_Latn->X"
     assert "chrf++" in section["signatures"] and section["config"]["tokenizer_sha256"] == "bytes-v1"
+
+
+def train_spm(tmp_path, lines):
+    """A tiny SentencePiece model standing in for the flores200 one (same format, ~1 s to train)."""
+    import sentencepiece
+
+    (tmp_path / "spm.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    sentencepiece.SentencePieceTrainer.train(
+        input=str(tmp_path / "spm.txt"), model_prefix=str(tmp_path / "tiny_spm"), vocab_size=120,
+        character_coverage=1.0, hard_vocab_limit=False, num_threads=1, minloglevel=2,
+    )
+    return tmp_path / "tiny_spm.model"
+
+
+def test_spbleu_with_a_local_model_never_downloads(tmp_path, monkeypatch):
+    home = empty_sacrebleu_dir(tmp_path, monkeypatch)
+    rng = random.Random(0)
+    words = {"eng_Latn": "the cat dog house river city green small quick sleeps near over".split(),
+             "fra_Latn": "le chat chien maison rivière ville vert petit rapide dort près sur".split()}
+    langs = {code: [" ".join(rng.choice(w) for _ in range(8)).capitalize() + "." for _ in range(9)]
+             for code, w in words.items()}
+    data = write_flores(tmp_path / "flores", "text", langs)
+    spm = train_spm(tmp_path, [" ".join(rng.choice(w) for _ in range(10)) for w in words.values()
+                               for _ in range(150)])
+    hyps = {}  # the "model" answers a devtest line's reference with its 3rd word changed, then a newline
+    for src, tgt in (("eng_Latn", "fra_Latn"), ("fra_Latn", "eng_Latn")):
+        for text, ref in zip(langs[src][6:], langs[tgt][6:]):
+            hyps[text] = " ".join(ref.split()[:2] + ["xyz"] + ref.split()[3:])
+    tok = ByteTokenizer()
+    model = ScriptedModel(lambda p: tok.encode(" " + hyps[tok.decode(p).split("\n")[-2].split(": ", 1)[1]]
+                                               + "\n[x]: more"))
+    code_names = ["--lang-names", "code"]
+    args = args_for("flores", data, tmp_path / "r.json", *code_names, "--spm", str(spm))
+    section = evaluate.evaluate(args, model, tok)["tasks"]["flores"]
+    score = section["scores"]["eng_Latn-fra_Latn"]
+    refs, got = langs["fra_Latn"][6:], [hyps[t] for t in langs["eng_Latn"][6:]]
+    assert list(home.iterdir()) == []  # nothing downloaded nor cached into sacrebleu's folder
+    (home / "models").mkdir()
+    (home / "models" / "flores200sacrebleuspm").symlink_to(spm)
+    bleu = sacrebleu.BLEU(tokenize="flores200")  # reads the linked file
+    assert score["spbleu"] == pytest.approx(bleu.corpus_score(got, [refs]).score, abs=1e-9)
+    assert abs(score["spbleu"] - sacrebleu.corpus_bleu(got, [refs], tokenize="13a").score) > 1  # not 13a
+    assert 0 < score["spbleu"] < 100 and "bleu" not in score
+    assert "tok:flores200" in section["signatures"]["spbleu"] and section["config"]["bleu"] == "spbleu"
+    assert section["metrics"] == ["chrf++", "spbleu"] and "spBLEU (flores200)" in section["notes"][0]
+    # the model in sacrebleu's own folder is used without --spm; an empty folder gives BLEU 13a
+    cached = evaluate.evaluate(args_for("flores", data, tmp_path / "c.json", *code_names), model, tok)
+    assert cached["tasks"]["flores"]["scores"]["eng_Latn-fra_Latn"]["spbleu"] == score["spbleu"]
+    for path in (home / "models").iterdir():
+        path.unlink()
+    plain = evaluate.evaluate(args_for("flores", data, tmp_path / "p.json", *code_names), model, tok)
+    plain = plain["tasks"]["flores"]
+    assert plain["scores"]["eng_Latn-fra_Latn"]["bleu"] == pytest.approx(
+        sacrebleu.corpus_bleu(got, [refs], tokenize="13a").score, abs=1e-9)
+    assert "BLEU 13a" in plain["notes"][0] and "tok:13a" in plain["signatures"]["bleu"]
 
 
 # ----------------------------------------------------------------------------- perplexity, mgsm
@@ -510,6 +584,52 @@ def test_tiers_from_index_use_mix_thresholds(tmp_path):
     assert results["tasks"]["belebele"]["tiers"] == {"fra_Latn": "high", "wol_Latn": "low"}
     rows = table_rows((tmp_path / "r.md").read_text())
     assert rows["fra_Latn"]["tier"] == "high" and "**low** (1)" in rows
+
+
+def test_tiers_from_a_mix_json_use_its_thresholds(tmp_path):
+    """mix.py's tiers (the demo config's thresholds, scaled down) vs the paper's, from the same data dir."""
+    import mix
+
+    data = tmp_path / "data"
+    data.mkdir()
+    sources = {"eng_Latn-fra_Latn": ("bi", ["eng_Latn", "fra_Latn"], 2000),
+               "wol_Latn-eng_Latn": ("bi", ["wol_Latn", "eng_Latn"], 50),
+               "deu_Latn-wol_Latn": ("bi", ["deu_Latn", "wol_Latn"], 5000),  # not paired with the centre
+               "wol_Latn": ("mono", ["wol_Latn"], 9000)}
+    index = {"format": 1, "dtype": "uint32", "tokenizer": {"sha256": "bytes-v1"}, "sources": {}}
+    for name, (kind, langs, n_words) in sources.items():
+        (data / f"{name}.bin").write_bytes(bytes(4 * 10))
+        (data / f"{name}.val.bin").write_bytes(bytes(4 * 2))
+        index["sources"][name] = {"kind": kind, "langs": langs, "n_words": n_words, "n_tokens": 10,
+                                  "bin": f"{name}.bin", "val_bin": f"{name}.val.bin", "val": {"n_tokens": 2}}
+    (data / "index.json").write_text(json.dumps(index))
+    thresholds = {"very_high": 10_000, "high": 1_000, "medium_high": 500, "medium": 100, "medium_low": 10,
+                  "low": 1, "very_low": 0}
+    (tmp_path / "mix_cfg.py").write_text(
+        f"tier_thresholds = {thresholds}\ntier_rates = {{t: 1.0 for t in {list(thresholds)}}}\n"
+        "kinds = ['bi', 'mono']\ntotal_tokens = 1000\n")
+    mix.main([str(data), "--config", str(tmp_path / "mix_cfg.py"), "--out", str(tmp_path / "mix.json")])
+    bb = tmp_path / "bb"
+    for lang in ("fra_Latn", "wol_Latn", "deu_Latn"):
+        write_jsonl(bb / f"{lang}.jsonl", belebele_records(1, answer=1))
+    model, tok = tiny_model(ByteTokenizer.n_vocab), ByteTokenizer()
+    tiers = {}
+    for name in ("mix.json", "data/index.json"):
+        args = args_for("belebele", bb, tmp_path / f"r_{name[:3]}.json", "--index", str(tmp_path / name))
+        tiers[name] = evaluate.evaluate(args, model, tok)["tasks"]["belebele"]["tiers"]
+    assert tiers["mix.json"] == {"fra_Latn": "high", "wol_Latn": "medium_low"}
+    assert tiers["data/index.json"] == {"fra_Latn": "very_low", "wol_Latn": "very_low"}  # paper: < 1M words
+    assert "| wol_Latn | medium_low |" in (tmp_path / "r_mix.md").read_text()
+    bad = json.loads((tmp_path / "mix.json").read_text())
+    del bad["sources"][1]["tier"]
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    with pytest.raises(SystemExit, match=r"bad.json: source 'wol_Latn-eng_Latn': missing field 'tier'"):
+        evaluate.main(["--ckpt", "c", "--task", "belebele", "--data", str(bb), "--out", str(tmp_path / "x"),
+                       "--index", str(tmp_path / "bad.json")])
+    (tmp_path / "bad.json").write_text(json.dumps({"sources": 3}))
+    args = args_for("belebele", bb, tmp_path / "x.json", "--index", str(tmp_path / "bad.json"))
+    with pytest.raises(evaluate.DataError, match=r"bad.json: no 'sources' list \(mix.py's mix.json\) or"):
+        evaluate.load_tiers(args)
 
 
 def test_resume_completes_a_partial_results_file(tmp_path, monkeypatch):

@@ -105,6 +105,10 @@ def test_greedy_generate_matches_transformers_with_left_padding(tmp_path):
     assert ours[0] == free[0][:free[0].index(stop)] and stop not in ours[0]
     # rows that never produce the stop token keep all their tokens
     assert all(len(o) == 30 for o, f in zip(ours, free) if stop not in f)
+    # include_stop: the same greedy tokens, plus the stop token that ended the row (none if it never came)
+    kept = model.generate(prompts, max_new_tokens=30, stop_tokens=[stop], include_stop=True)
+    assert kept == [o + [stop] if stop in f else o for o, f in zip(ours, free)]
+    assert kept[0] == free[0][:free[0].index(stop) + 1] and kept[0][-1] == stop
 
 
 def test_kv_cache_decoding_matches_full_forward():
