@@ -19,7 +19,7 @@ and hf/ at the end (Hugging Face folder: config.json, model.safetensors, tokeniz
 One code path: without torchrun, train.py makes a process group of one (in-memory store), so FSDP2,
 DTensor and torch.distributed.checkpoint run the same code in one process as on 512 GPUs. The one-process
 tests exercise the sharded code, checkpoints move between world sizes, and the cost on CPU is ~nil
-(bench_train.py). Multi-node: out_dir must be on a filesystem all nodes share.
+(bench.py --only train). Multi-node: out_dir must be on a filesystem all nodes share.
 """
 
 import ast

@@ -1,42 +1,8 @@
-# EMMA-500 Llama 3.1 8B "Bi": continual pre-training of Llama 3.1 8B on Mix 1 (with bitext).
-#   torchrun --nnodes=64 --nproc_per_node=8 ... train.py config/bi_llama31.py  (the paper's scale: 512 GPUs)
-#   torchrun --nproc_per_node=8 train.py config/bi_llama31.py  (one node: same global batch)
-# Facts from the paper (PAPER.md): 40k steps of ~16.8M tokens (= 671B tokens), context 8k, peak lr 1e-4
-# (Llama 3's own 3e-4 gave loss spikes). Warmup length, decay shape, betas, weight decay and clipping are
-# not published: OUR RECONSTRUCTION (nanoGPT / torchtitan-like), see PAPER.md.
-import os
-
-init = "weights/Meta-Llama-3.1-8B"  # a Hugging Face folder (config.json + *.safetensors); set your path
+# EMMA-500 Llama 3.1 8B "Bi": config/bi.py from Llama 3.1 8B instead of Llama 3 8B.
+#   torchrun --nproc_per_node=8 train.py config/bi_llama31.py
 # Llama 3.1 differs from Llama 3 only in its RoPE scaling (read from config.json) and its 128k
 # max_position_embeddings; the CPT recipe is the same (the paper trains both alike).
-mix = "data/mala/mix_bi.json"  # python mix.py data/mala --config config/mix_bi.py --out data/mala/mix_bi.json
+from config.bi import *  # noqa: F403
+
+init = "weights/Meta-Llama-3.1-8B"  # a Hugging Face folder (config.json + *.safetensors); set your path
 out_dir = "out/emma_llama31_8b_bi"
-
-# 2048 sequences x 8192 tokens = 16,777,216 tokens per step = batch_size x grad_accum x GPUs sequences:
-#   64 nodes x 8 GPUs = 512 GPUs: 1 x 4 x 512 = 2048
-#   1 node  x 8 GPUs  =   8 GPUs: 1 x 256 x 8 = 2048 (same optimisation, 64x the time per step)
-# grad_accum follows the world size torchrun sets; change it too when you override batch_size.
-block_size = 8192
-batch_size = 1
-grad_accum = 2048 // (batch_size * int(os.environ.get("WORLD_SIZE", "1")))
-# reduce-scatter after every micro-step: accumulating unsharded fp32 gradients would hold a full 8B copy
-# (32 GB) on every GPU
-grad_sync_per_micro_step = True
-
-max_steps = 40_000  # x 16.8M tokens = 671B tokens (the paper's Bi budget)
-lr = 1e-4
-min_lr = 1e-5  # cosine to 10% of peak (reconstruction)
-warmup_steps = 1000  # reconstruction: 2.5% of the run
-weight_decay = 0.1
-beta1, beta2 = 0.9, 0.95
-grad_clip = 1.0
-
-eval_interval = 500  # validation loss per resource tier and for English (forgetting)
-eval_batches = 2  # x (batch_size x GPUs) sequences per group
-ckpt_interval = 500  # ~ every 8.4B tokens; model + AdamW state ~ 100 GB per checkpoint
-keep_ckpts = 3
-export_dtype = "bfloat16"  # like Meta's released weights
-
-dtype = "bfloat16"  # FSDP2 mixed precision: bf16 compute, fp32 master weights, fp32 gradient reduction
-compile = True
-activation_checkpointing = True  # 8k context at 8B: activations dominate GPU memory without it
