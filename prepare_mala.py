@@ -19,11 +19,10 @@ UTF-8 / malformed / script mismatch / too long / duplicate -> groups of --group-
 `[code]: text` line per side -> bos + tokens + eos. A group is held out for <source>.val.bin when it is one
 of the first --val-docs odd-numbered groups or a hash of (seed, source, group) falls under --val-share.
 
-Outputs: <source>.bin / <source>.val.bin (little-endian uint32) written to *.tmp and renamed, then the
-source's entry in index.json (rewritten atomically after every source; a source without an entry is
-unfinished and is redone; a complete one is skipped when its files' sizes and sha256 match).
---shard i/n writes index.shard-i-of-n.json instead; `--merge` joins all n parts into index.json.
-Changing pipeline options (group size, template, ...) needs a fresh --out: entries do not record them.
+Outputs: <source>.bin / .val.bin (little-endian uint32, via *.tmp), then the source's entry in index.json
+(rewritten atomically; no entry = unfinished). A rerun keeps a source whose files match its entry and whose
+"options" (those shaping the token stream) are this run's; it redoes the others. --shard i/n writes
+index.shard-i-of-n.json instead; `--merge` joins the n parts into index.json.
 """
 
 import argparse
@@ -50,17 +49,24 @@ from tqdm import tqdm
 DROP_REASONS = ("empty", "bad_utf8", "malformed", "script_mismatch", "too_long", "duplicate")
 CODE_RE = re.compile(r"[a-z]{2,3}_[A-Z][a-z]{3}")
 TOKEN_DTYPE = np.dtype("<u4")
+JSONL = (".jsonl", ".jsonl.gz")
 SKIP_MONO = ("valid", "dev", "test")
+MALA_FIELDS = ("src_text", "tgt_text", "src_lang", "tgt_lang")
+OPUS_FIELDS = ("source_text", "target_text", "source_lang", "target_lang")  # MaLA-OPUS
+CONTROL_RE = re.compile(r"[\x00-\x08\x0e-\x1b\x7f\ufeff]")  # C0 controls (not whitespace), DEL, BOM
+STR_OR_NONE = {str, type(None)}
+JSON_DECODER = json.JSONDecoder()
 TEST_SLEEP_ENV = "PREPARE_MALA_TEST_SLEEP"  # test hook: seconds to sleep after every encoded batch
+_PROGRESS_QUEUE = None  # set in each worker process by _init_worker
 
 
 class InputError(Exception):
     """Bad input or arguments: main() turns it into a one-line message and exit status 1."""
 
 
-# ---------------------------------------------------------------------------------------------------
-# Script recognition: a compact table of Unicode block ranges (ISO 15924 codes), looked up with bisect.
-# Blocks, not the full Scripts.txt: enough to tell the scripts of FLORES-200 / MaLA apart.
+# Script recognition -------------------------------------------------------------------------------
+# A compact table of Unicode block ranges (ISO 15924 codes), looked up with bisect. Blocks, not the full
+# Scripts.txt: enough to tell the scripts of FLORES-200 / MaLA apart.
 SCRIPT_BLOCKS_TEXT = """
 Latn 0041-005A,0061-007A,00AA,00BA,00C0-024F,0250-02AF,1D00-1DBF,1E00-1EFF,2C60-2C7F,A720-A7FF,AB30-AB6F,
      FB00-FB06,FF21-FF3A,FF41-FF5A;
@@ -92,11 +98,6 @@ SCRIPT_SETS = {"Hans": {"Hani"}, "Hant": {"Hani"}, "Hanb": {"Hani", "Bopo"}, "Jp
 LETTERS_RE = re.compile(r"[^\W\d_]+")  # letters of any script (Python's \w minus digits and "_")
 
 
-def script_of(ch: str) -> str:
-    i = bisect_right(_BLOCK_STARTS, ord(ch)) - 1
-    return SCRIPT_BLOCKS[i][2] if i >= 0 and ord(ch) <= SCRIPT_BLOCKS[i][1] else "Zzzz"
-
-
 @cache
 def script_regex(suffix: str) -> tuple[re.Pattern, re.Pattern] | None:
     """(runs of the suffix's script blocks, one letter of any other script); None for an unknown suffix."""
@@ -107,35 +108,28 @@ def script_regex(suffix: str) -> tuple[re.Pattern, re.Pattern] | None:
     return re.compile(f"[{ranges}]+"), re.compile(rf"[^\W\d_{ranges}]")
 
 
-def count_letters(text: str) -> int:
-    return sum(map(len, LETTERS_RE.findall(text)))
-
-
 def script_matches(text: str, suffix: str) -> bool:
-    """True when the suffix's script is the dominant (most frequent) script of the text's letters.
-    Fast paths (regex, C speed): no letter of another script (one scan, the usual case), or the suffix's
-    script holds at least half of the letters. Otherwise count the letters of every script."""
+    """True when the suffix's script is the most frequent script of the text's letters. Fast paths at C
+    speed first: no letter of another script (the usual case), or the suffix's script has half the letters."""
     regexes = script_regex(suffix)
     if regexes is None or regexes[1].search(text) is None:  # unknown suffix (the caller warns): keep
         return True
-    n_letters = count_letters(text)
-    n_other = count_letters(regexes[0].sub("", text))
-    if 2 * n_other <= n_letters:
+    count_letters = lambda s: sum(map(len, LETTERS_RE.findall(s)))
+    if 2 * count_letters(regexes[0].sub("", text)) <= count_letters(text):
         return True
-    counts = Counter(script_of(ch) for ch in "".join(LETTERS_RE.findall(text)))
+    counts = Counter()
+    for ch in "".join(LETTERS_RE.findall(text)):
+        i = bisect_right(_BLOCK_STARTS, ord(ch)) - 1
+        counts[SCRIPT_BLOCKS[i][2] if i >= 0 and ord(ch) <= SCRIPT_BLOCKS[i][1] else "Zzzz"] += 1
     scripts = SCRIPT_SETS.get(suffix, {suffix})
     n_target = sum(n for s, n in counts.items() if s in scripts)
     return all(n_target >= n for s, n in counts.items() if s not in scripts)
 
 
-# ---------------------------------------------------------------------------------------------------
-# Cleaning
-CONTROL_RE = re.compile(r"[\x00-\x08\x0e-\x1b\x7f\ufeff]")  # C0 controls (not whitespace), DEL, BOM
-
-
+# Cleaning ------------------------------------------------------------------------------------------
 def clean_text(text: str) -> str:
-    """NFC, drop control characters, every whitespace run (newlines too) -> one space, strip.
-    The checks first: most text needs no change, and they are C-speed scans."""
+    """NFC, no control characters, whitespace runs (newlines too) -> one space. C-speed checks first:
+    most text needs no change."""
     if not unicodedata.is_normalized("NFC", text):
         text = unicodedata.normalize("NFC", text)
     if not text.isprintable():
@@ -143,13 +137,7 @@ def clean_text(text: str) -> str:
     return " ".join(text.split())
 
 
-def clean_document(text: str) -> str:
-    """Monolingual documents keep their line structure: each line cleaned, empty lines dropped."""
-    return "\n".join(line for line in map(clean_text, text.splitlines()) if line)
-
-
-# ---------------------------------------------------------------------------------------------------
-# Discovery of sources
+# Discovery of sources ------------------------------------------------------------------------------
 @dataclass
 class SourceJob:
     name: str
@@ -159,36 +147,20 @@ class SourceJob:
     n_bytes: int = 0
 
 
-def parse_folder_name(name: str) -> list[str] | None:
-    parts = name.split("-")
-    return parts if len(parts) in (1, 2) and all(CODE_RE.fullmatch(p) for p in parts) else None
-
-
-def _is_jsonl(name: str) -> bool:
-    return name.endswith((".jsonl", ".jsonl.gz"))
-
-
-def natural_key(name: str) -> list:
-    """x_2 before x_10 (OPUS shards <pair>_<N>.jsonl.gz)."""
-    return [(int(part), "") if part.isdigit() else (-1, part) for part in re.split(r"(\d+)", name)]
-
-
 def source_files(folder: Path, codes: list[str]) -> list[tuple[str, list[str]]]:
-    """The files of a source folder with their reader, in a fixed order. Mono: JSONL only, and not
-    validation*/dev*/test* (MaLA's own held-out files: we hold out our own .val.bin)."""
-    names = [p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
-    names.sort(key=natural_key)
+    """The files of a source folder with their reader, in natural order (OPUS shards x_2 before x_10)."""
+    names = sorted((p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")),
+                   key=lambda n: [(int(s), "") if s.isdigit() else (-1, s) for s in re.split(r"(\d+)", n)])
     if len(codes) == 1:
-        return [("jsonl", [str(folder / n)]) for n in names if _is_jsonl(n) and not n.startswith(SKIP_MONO)]
+        return [("jsonl", [str(folder / n)]) for n in names
+                if n.endswith(JSONL) and not n.startswith(SKIP_MONO)]
     files, (src, tgt) = [], codes
     for name in names:
         path = str(folder / name)
-        if name.endswith(".parquet"):
-            files.append(("parquet", [path]))
-        elif _is_jsonl(name):
-            files.append(("jsonl", [path]))
-        elif name.endswith((".tsv", ".tsv.gz")):
-            files.append(("tsv", [path]))
+        reader = ("parquet" if name.endswith(".parquet") else "jsonl" if name.endswith(JSONL)
+                  else "tsv" if name.endswith((".tsv", ".tsv.gz")) else None)
+        if reader:
+            files.append((reader, [path]))
         elif src != tgt and name.endswith((f".{src}", f".{tgt}")):
             this, other = (src, tgt) if name.endswith(f".{src}") else (tgt, src)
             partner = name[: -len(this)] + other
@@ -200,50 +172,35 @@ def source_files(folder: Path, codes: list[str]) -> list[tuple[str, list[str]]]:
 
 
 def discover(inputs: list[str]) -> list[SourceJob]:
+    """The source folders (named by a code or a code pair) under `inputs`, searched in name order."""
     jobs: dict[str, SourceJob] = {}
-
-    def scan(folder: Path) -> None:
-        codes = parse_folder_name(folder.name)
-        if codes is not None:
-            files = source_files(folder, codes)
-            if not files:
-                print(f"warning: {folder}: no input file of a known format, skipped", file=sys.stderr)
-            else:
-                if folder.name in jobs:
-                    raise InputError(f"source {folder.name} found twice: {jobs[folder.name].files[0][1][0]} "
-                                     f"and {folder}")
-                n_bytes = sum(os.path.getsize(p) for _, paths in files for p in paths)
-                kind = "bi" if len(codes) == 2 else "mono"
-                jobs[folder.name] = SourceJob(folder.name, kind, codes, files, n_bytes)
-            return
-        children = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
-        if any(p.is_file() and p.name.endswith((".parquet", ".tsv", ".jsonl", ".gz")) for p in children):
-            raise InputError(f"folder {folder} holds data files but its name is not a language code or pair "
-                             "(expected xxx_Scrp or xxx_Scrp-yyy_Scrp, e.g. eng_Latn-fra_Latn)")
-        for child in children:
-            if child.is_dir():
-                scan(child)
-
     for d in inputs:
         if not Path(d).is_dir():
             raise InputError(f"--input {d}: not a directory")
-        scan(Path(d).resolve())
+        for root, dirs, names in os.walk(Path(d).resolve(), followlinks=True):
+            folder, codes = Path(root), os.path.basename(root).split("-")
+            dirs[:] = sorted(name for name in dirs if not name.startswith("."))
+            if len(codes) <= 2 and all(CODE_RE.fullmatch(c) for c in codes):
+                dirs.clear()  # a source folder's subfolders are not searched
+                files = source_files(folder, codes)
+                if not files:
+                    print(f"warning: {folder}: no input file of a known format, skipped", file=sys.stderr)
+                elif folder.name in jobs:
+                    raise InputError(f"source {folder.name} found twice: {jobs[folder.name].files[0][1][0]} "
+                                     f"and {folder}")
+                else:
+                    n_bytes = sum(os.path.getsize(p) for _, paths in files for p in paths)
+                    kind = "bi" if len(codes) == 2 else "mono"
+                    jobs[folder.name] = SourceJob(folder.name, kind, codes, files, n_bytes)
+            elif any(n.endswith((".parquet", ".tsv", ".jsonl", ".gz")) for n in names if n[0] != "."):
+                raise InputError(f"folder {folder} holds data files but its name is not a language code or "
+                                 "pair (expected xxx_Scrp or xxx_Scrp-yyy_Scrp, e.g. eng_Latn-fra_Latn)")
     return [jobs[name] for name in sorted(jobs)]
 
 
-def shard_of(jobs: list[SourceJob], n: int) -> dict[str, int]:
-    """Largest first onto the least loaded shard (by input bytes): deterministic and balanced."""
-    loads, assignment = [0] * n, {}
-    for job in sorted(jobs, key=lambda j: (-j.n_bytes, j.name)):
-        i = min(range(n), key=lambda k: (loads[k], k))
-        assignment[job.name] = i
-        loads[i] += max(job.n_bytes, 1)
-    return assignment
-
-
-# ---------------------------------------------------------------------------------------------------
-# Readers: stream (src_text, tgt_text, src_code | None, tgt_code | None) or mono (text, None, None, None).
-# Parse-level drops (bad_utf8, malformed) are counted in `drops`; `progress(n)` reports input bytes read.
+# Readers ------------------------------------------------------------------------------------------
+# They stream (src_text, tgt_text, src_code | None, tgt_code | None), or (text, None, None, None) for mono.
+# report(reason, message) counts parse-level drops (bad_utf8, malformed); progress(n) gets input bytes read.
 def _text_lines(path: str, progress):
     """Yield (line number, bytes line) in constant memory, reporting the compressed/raw bytes consumed."""
     with open(path, "rb") as raw:
@@ -257,22 +214,16 @@ def _text_lines(path: str, progress):
         progress(os.path.getsize(path) - reported)
 
 
-def _decode(line: bytes, where: str, drops: dict, warn) -> str | None:
+def _decode(line: bytes, where: str, report) -> str | None:
     try:
         return line.decode("utf-8").rstrip("\r\n")
     except UnicodeDecodeError as e:
-        drops["bad_utf8"] += 1
-        warn(f"{where}: invalid UTF-8 ({e.reason} at byte {e.start}), line skipped")
-        return None
+        report("bad_utf8", f"{where}: invalid UTF-8 ({e.reason} at byte {e.start}), line skipped")
 
 
-STR_OR_NONE = {str, type(None)}
-JSON_DECODER = json.JSONDecoder()
-
-
-def read_jsonl(path: str, kind: str, drops: dict, warn, progress):
+def read_jsonl(path: str, kind: str, report, progress):
     for lineno, raw in _text_lines(path, progress):
-        line = _decode(raw, f"{path}:{lineno}", drops, warn)
+        line = _decode(raw, f"{path}:{lineno}", report)
         if line is None or not line.strip():
             continue
         try:  # raw_decode: json.loads without its wrapper, ~2x faster on short lines
@@ -280,69 +231,57 @@ def read_jsonl(path: str, kind: str, drops: dict, warn, progress):
             if line[end:].strip():
                 raise json.JSONDecodeError("Extra data", line, end)
         except json.JSONDecodeError as e:
-            drops["malformed"] += 1
-            warn(f"{path}:{lineno}: malformed JSON ({e.msg}), line skipped")
+            report("malformed", f"{path}:{lineno}: malformed JSON ({e.msg}), line skipped")
             continue
         row = row if isinstance(row, dict) else {}
-        if kind == "mono":
-            keys = ("text",)
-        elif "src_text" in row or "tgt_text" in row:  # MaLA bilingual
-            keys = ("src_text", "tgt_text", "src_lang", "tgt_lang")
-        else:  # MaLA-OPUS
-            keys = ("source_text", "target_text", "source_lang", "target_lang")
+        keys, n_texts = ((("text",), 1) if kind == "mono" else
+                         (MALA_FIELDS if "src_text" in row or "tgt_text" in row else OPUS_FIELDS, 2))
         values = [row.get(k) for k in keys] + [None] * (4 - len(keys))
-        n_texts = 1 if kind == "mono" else 2
         if not set(map(type, values)) <= STR_OR_NONE or values[:n_texts] == [None] * n_texts:
-            drops["malformed"] += 1
-            warn(f"{path}:{lineno}: expected string field(s) {', '.join(keys[:n_texts])}, line skipped")
-            continue
-        yield values
+            report("malformed", f"{path}:{lineno}: expected string field(s) {', '.join(keys[:n_texts])}, "
+                                "line skipped")
+        else:
+            yield values
 
 
-def read_parquet(path: str, kind: str, drops: dict, warn, progress, batch_rows: int = 8192):
+def read_parquet(path: str, kind: str, report, progress, batch_rows: int = 8192):
     import pyarrow.parquet as pq  # lazy: only parquet inputs pay for the import
-
     parquet = pq.ParquetFile(path)
-    names = parquet.schema_arrow.names
-    text_cols = ["source_text", "target_text"] if "source_text" in names else ["src_text", "tgt_text"]
-    missing = [c for c in text_cols if c not in names]
-    if missing:
-        raise InputError(f"{path}: missing column {', '.join(missing)} (has: {', '.join(names)})")
-    lang_cols = ["source_lang", "target_lang"] if text_cols[0] == "source_text" else ["src_lang", "tgt_lang"]
-    columns = text_cols + [c for c in lang_cols if c in names]
+    schema = parquet.schema_arrow
+    keys = OPUS_FIELDS if "source_text" in schema.names else MALA_FIELDS
+    if missing := [c for c in keys[:2] if c not in schema.names]:
+        raise InputError(f"{path}: missing column {', '.join(missing)} (has: {', '.join(schema.names)})")
+    columns = [c for c in keys if c in schema.names]
     for c in columns:  # string columns are valid UTF-8 by construction; binary ones are not text
-        if str(parquet.schema_arrow.field(c).type) not in ("string", "large_string"):
-            raise InputError(f"{path}: column {c} is {parquet.schema_arrow.field(c).type}, expected string")
+        if str(schema.field(c).type) not in ("string", "large_string"):
+            raise InputError(f"{path}: column {c} is {schema.field(c).type}, expected string")
     size, n_rows, done = os.path.getsize(path), max(parquet.metadata.num_rows, 1), 0
     for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns):
-        cols = [batch.column(c).to_pylist() if c in columns else [None] * batch.num_rows
-                for c in text_cols + lang_cols]
+        cols = [batch.column(c).to_pylist() if c in columns else [None] * batch.num_rows for c in keys]
         yield from zip(*cols, strict=True)
         progress(size * (done + batch.num_rows) // n_rows - size * done // n_rows)
         done += batch.num_rows
 
 
-def read_tsv(path: str, kind: str, drops: dict, warn, progress):
+def read_tsv(path: str, kind: str, report, progress):
     for lineno, raw in _text_lines(path, progress):
-        line = _decode(raw, f"{path}:{lineno}", drops, warn)
-        if line is None:
+        if (line := _decode(raw, f"{path}:{lineno}", report)) is None:
             continue
-        fields = line.split("\t")
-        if len(fields) != 2:
-            drops["malformed"] += 1
-            warn(f"{path}:{lineno}: expected 2 tab-separated fields, found {len(fields)}, line skipped")
-            continue
-        yield [fields[0], fields[1], None, None]
+        if len(cols := line.split("\t")) == 2:
+            yield [*cols, None, None]
+        else:
+            report("malformed", f"{path}:{lineno}: expected 2 tab-separated fields, found {len(cols)}, "
+                                "line skipped")
 
 
-def read_moses(src_path: str, tgt_path: str, kind: str, drops: dict, warn, progress):
+def read_moses(src_path: str, tgt_path: str, kind: str, report, progress):
     n_src = n_tgt = 0
     for src_line, tgt_line in zip_longest(_text_lines(src_path, progress), _text_lines(tgt_path, progress)):
         n_src, n_tgt = n_src + (src_line is not None), n_tgt + (tgt_line is not None)
         if src_line is None or tgt_line is None:
             continue  # only counting now: the error below names both line counts
-        src = _decode(src_line[1], f"{src_path}:{n_src}", drops, warn)
-        tgt = _decode(tgt_line[1], f"{tgt_path}:{n_tgt}", drops, warn) if src is not None else None
+        src = _decode(src_line[1], f"{src_path}:{n_src}", report)
+        tgt = _decode(tgt_line[1], f"{tgt_path}:{n_tgt}", report) if src is not None else None
         if src is not None and tgt is not None:
             yield [src, tgt, None, None]
     if n_src != n_tgt:
@@ -353,8 +292,7 @@ def read_moses(src_path: str, tgt_path: str, kind: str, drops: dict, warn, progr
 READERS = {"jsonl": read_jsonl, "parquet": read_parquet, "tsv": read_tsv, "moses": read_moses}
 
 
-# ---------------------------------------------------------------------------------------------------
-# Cleaned records -> pseudo-documents
+# Cleaned records -> pseudo-documents ---------------------------------------------------------------
 @dataclass
 class Options:
     out: str
@@ -370,6 +308,9 @@ class Options:
     batch_docs: int = 512  # documents per encode_batch call (memory stays flat: ~2 batches in flight)
     threads: int = 1
 
+    def stream_options(self) -> dict:  # recorded per source in index.json: a rerun with others redoes it
+        return {k: v for k, v in vars(self).items() if k not in ("out", "tokenizer", "batch_docs", "threads")}
+
 
 def unit_hash(*parts) -> float:
     """A number in [0, 1) from its parts: the same on every machine, Python version and worker count."""
@@ -377,7 +318,7 @@ def unit_hash(*parts) -> float:
     return int.from_bytes(digest, "little") / 2**64
 
 
-def clean_records(job: SourceJob, opts: Options, drops: dict, warn, progress):
+def clean_records(job: SourceJob, opts: Options, report, progress):
     """Yield cleaned, checked, de-duplicated (src, tgt) pairs, or (text,) for mono."""
     seen = set()  # hashes of kept records: ~70 bytes per unique record, fine for one source's size
     suffixes = [code[-4:] for code in job.langs]
@@ -386,62 +327,58 @@ def clean_records(job: SourceJob, opts: Options, drops: dict, warn, progress):
     limit = opts.max_chars if job.kind == "bi" else opts.max_doc_chars
     n_kept = 0
     for reader, paths in job.files:
-        for a, b, code_a, code_b in READERS[reader](*paths, job.kind, drops, warn, progress):
-            if src is None:
-                texts = (clean_document(a or ""),)
+        for a, b, code_a, code_b in READERS[reader](*paths, job.kind, report, progress):
+            if src is None:  # monolingual documents keep their lines: each cleaned, empty ones dropped
+                texts = ("\n".join(line for line in map(clean_text, (a or "").splitlines()) if line),)
             else:
                 if code_a not in (None, src) or code_b not in (None, tgt):
                     if code_a not in (None, tgt) or code_b not in (None, src):
-                        drops["malformed"] += 1
-                        warn(f"{paths[0]}: row codes {code_a}-{code_b} are not the folder's, skipped")
+                        report("malformed", f"{paths[0]}: row codes {code_a}-{code_b} are not the folder's, "
+                                            "skipped")
                         continue
                     a, b = b, a  # a row of the opposite direction
                 texts = (clean_text(a or ""), clean_text(b or ""))
             if not all(texts):
-                drops["empty"] += 1
+                report("empty")
             elif max(map(len, texts)) > limit:
-                drops["too_long"] += 1
+                report("too_long")
             elif not all(map(script_matches, texts, suffixes)):
-                drops["script_mismatch"] += 1
+                report("script_mismatch")
             elif (key := hash(texts)) in seen:
-                drops["duplicate"] += 1
+                report("duplicate")
             else:
                 seen.add(key)
                 n_kept += 1
                 yield texts
     if unknown:
-        warn(f"unknown script {', '.join(c[-4:] for c in unknown)} (code {', '.join(unknown)}): script check "
-             f"skipped for {n_kept * len(unknown)} texts, nothing dropped", always=True)
+        report(None, f"unknown script {', '.join(c[-4:] for c in unknown)} (code {', '.join(unknown)}): "
+                     f"script check skipped for {n_kept * len(unknown)} texts, nothing dropped", always=True)
 
 
-def iter_documents(job: SourceJob, opts: Options, drops: dict, warn, progress):
-    """Yield (group index, document text, n_pairs or n_lines, n_words)."""
-    records = clean_records(job, opts, drops, warn, progress)
-    if job.kind == "mono":
-        for g, (text,) in enumerate(records):
-            yield g, text, 1, text.count(" ") + text.count("\n") + 1  # cleaned: one separator per word gap
-        return
-    src, tgt = job.langs
-    for g, pairs in enumerate(iter(lambda: list(islice(records, opts.group_size)), [])):
+def iter_documents(job: SourceJob, opts: Options, report, progress):
+    """Yield (held out?, document text, n_pairs or n_lines, n_words); a mono record is a group of its own."""
+    records, fmt = clean_records(job, opts, report, progress), opts.template.format
+    size = 1 if job.kind == "mono" else opts.group_size
+    for g, group in enumerate(iter(lambda: list(islice(records, size)), [])):
+        # the first few odd groups guarantee --val-docs held-out documents in any source with 2x that many
+        held_out = ((g < 2 * opts.val_docs and g % 2 == 1)
+                    or unit_hash(opts.seed, job.name, g, "val") < opts.val_share)
+        if job.kind == "mono":
+            text = group[0][0]
+            yield held_out, text, 1, text.count(" ") + text.count("\n") + 1  # cleaned: one separator per gap
+            continue
+        src, tgt = job.langs
         forward = opts.directions != "random" or unit_hash(opts.seed, job.name, g, "direction") < 0.5
-        words = sum(a.count(" ") + b.count(" ") + 2 for a, b in pairs)  # cleaned: single spaces
+        words = sum(a.count(" ") + b.count(" ") + 2 for a, b in group)  # cleaned: single spaces
         for fwd in ([True, False] if opts.directions == "both" else [forward]):
-            tag_a, tag_b = (src, tgt) if fwd else (tgt, src)
-            fmt = opts.template.format
-            lines = [fmt(code=tag_a, text=a) + "\n" + fmt(code=tag_b, text=b)
-                     for a, b in (pairs if fwd else [p[::-1] for p in pairs])]
-            yield g, "\n".join(lines), len(pairs), words
+            (tag_a, tag_b), pairs = ((src, tgt), group) if fwd else ((tgt, src), [p[::-1] for p in group])
+            text = "\n".join(f"{fmt(code=tag_a, text=a)}\n{fmt(code=tag_b, text=b)}" for a, b in pairs)
+            yield held_out, text, len(group), words
 
 
-def is_held_out(source: str, g: int, opts: Options) -> bool:
-    # the first few odd groups guarantee --val-docs held-out documents in any source with 2x that many
-    return (g < 2 * opts.val_docs and g % 2 == 1) or unit_hash(opts.seed, source, g, "val") < opts.val_share
-
-
-# ---------------------------------------------------------------------------------------------------
-# Tokens -> files
+# Tokens -> files -----------------------------------------------------------------------------------
 class TokenFile:
-    """Documents' tokens appended to <path>.tmp, renamed to <path> by finish(); counts what went in."""
+    """Documents' tokens appended to <path>.tmp (renamed to <path> when complete); counts what went in."""
 
     def __init__(self, path: Path):
         self.path, self.tmp = path, path.with_name(path.name + ".tmp")
@@ -455,11 +392,6 @@ class TokenFile:
         self.n_docs, self.n_units = self.n_docs + 1, self.n_units + n_units
         self.n_tokens, self.n_words = self.n_tokens + len(ids), self.n_words + n_words
 
-    def finish(self) -> None:
-        # no fsync: a file lost to a power cut fails the size/sha256 check on the next run and is redone
-        self.file.close()
-        os.replace(self.tmp, self.path)
-
     def stats(self, kind: str) -> dict:
         return {"n_docs": self.n_docs, "n_pairs": self.n_units if kind == "bi" else 0,
                 "n_lines": self.n_units if kind == "mono" else 0, "n_tokens": self.n_tokens,
@@ -469,38 +401,40 @@ class TokenFile:
 @cache
 def load_tokenizer(path: str):
     from tokenizer import Tokenizer  # imported here: the readers and cleaning work without tiktoken
-
     return Tokenizer(path)
 
 
-def make_warn(source: str, limit: int = 5):
-    count = [0]
+def make_reporter(source: str, drops: dict, limit: int = 5):
+    """report(reason, message=""): count a drop under `reason` (if any); print the first `limit` messages."""
+    n_messages = 0
 
-    def warn(message: str, always: bool = False) -> None:
-        count[0] += 1
-        if count[0] <= limit or always:
-            tqdm.write(f"warning: {source}: {message}", file=sys.stderr)
-        elif count[0] == limit + 1:
-            tqdm.write(f"warning: {source}: more warnings suppressed (counts in index.json)", file=sys.stderr)
+    def report(reason: str | None, message: str = "", always: bool = False) -> None:
+        nonlocal n_messages
+        if reason:
+            drops[reason] += 1
+        if message:
+            n_messages += 1
+            if n_messages <= limit or always:
+                tqdm.write(f"warning: {source}: {message}", file=sys.stderr)
+            elif n_messages == limit + 1:
+                tqdm.write(f"warning: {source}: more warnings suppressed (counts in index.json)",
+                           file=sys.stderr)
 
-    return warn
+    return report
 
 
 def process_source(job: SourceJob, opts: Options, progress=lambda n: None) -> dict:
     """Tokenize one source into <name>.bin / <name>.val.bin (via *.tmp); return its index entry."""
     tok = load_tokenizer(opts.tokenizer)
-    out = Path(opts.out)
-    train, val = TokenFile(out / f"{job.name}.bin"), TokenFile(out / f"{job.name}.val.bin")
+    train, val = (TokenFile(Path(opts.out) / f"{job.name}{ext}") for ext in (".bin", ".val.bin"))
     drops = dict.fromkeys(DROP_REASONS, 0)
-    sleep = float(os.environ.get(TEST_SLEEP_ENV, 0))
 
     def write(future, docs):
-        for ids, (g, _, n_units, n_words) in zip(future.result(), docs, strict=True):
-            (val if is_held_out(job.name, g, opts) else train).add(ids, n_units, n_words)
-        if sleep:
-            time.sleep(sleep)
+        for ids, (held_out, _, n_units, n_words) in zip(future.result(), docs, strict=True):
+            (val if held_out else train).add(ids, n_units, n_words)
+        time.sleep(float(os.environ.get(TEST_SLEEP_ENV, 0)))
 
-    docs, pending = iter_documents(job, opts, drops, make_warn(job.name), progress), None
+    docs, pending = iter_documents(job, opts, make_reporter(job.name, drops), progress), None
     try:
         # batch k is encoded on the pool's thread while this one cleans batch k+1: tiktoken's Rust core
         # releases the GIL, so the Python part hides behind the tokenizer (one worker, up to ~2 cores)
@@ -513,28 +447,30 @@ def process_source(job: SourceJob, opts: Options, progress=lambda n: None) -> di
                 pending = (future, batch)
             if pending:
                 write(*pending)
-        train.finish()
-        val.finish()
+        for f in (train, val):  # no fsync: a file lost to a power cut fails the size/sha256 check: redone
+            f.file.close()
+            os.replace(f.tmp, f.path)
     finally:
         for f in (train, val):
             f.file.close()
             f.tmp.unlink(missing_ok=True)
     return {"kind": job.kind, "langs": list(job.langs), "bin": train.path.name, "val_bin": val.path.name,
-            **train.stats(job.kind), "val": val.stats(job.kind), "dropped": drops}
+            **train.stats(job.kind), "val": val.stats(job.kind), "dropped": drops,
+            "options": opts.stream_options()}
 
 
-# ---------------------------------------------------------------------------------------------------
-# index.json
+# index.json ----------------------------------------------------------------------------------------
 def file_sha256(path: Path) -> str:
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def is_complete(out: Path, entry: dict) -> bool:
-    """Both token files exist with the entry's size and sha256 (reads them: the price of trusting a rerun)."""
-    return all((out / name).exists() and (out / name).stat().st_size == 4 * stats["n_tokens"]
-               and file_sha256(out / name) == stats["sha256"]
-               for name, stats in ((entry["bin"], entry), (entry["val_bin"], entry["val"])))
+def is_complete(out: Path, entry: dict, stream_options: dict) -> bool:
+    """Made with these options, and both token files have the entry's size and sha256 (reads them all)."""
+    return entry.get("options") == stream_options and all(
+        (out / name).exists() and (out / name).stat().st_size == 4 * stats["n_tokens"]
+        and file_sha256(out / name) == stats["sha256"]
+        for name, stats in ((entry["bin"], entry), (entry["val_bin"], entry["val"])))
 
 
 def write_json_atomic(path: Path, data: dict) -> None:
@@ -546,16 +482,6 @@ def write_json_atomic(path: Path, data: dict) -> None:
 def write_index(path: Path, tokenizer: dict, sources: dict) -> None:
     write_json_atomic(path, {"format": 1, "dtype": "uint32", "tokenizer": tokenizer,
                              "sources": {name: sources[name] for name in sorted(sources)}})
-
-
-def read_index(path: Path, tokenizer: dict | None = None) -> dict:
-    if not path.exists():
-        return {}
-    data = json.loads(path.read_text())
-    if tokenizer is not None and data["tokenizer"]["sha256"] != tokenizer["sha256"]:
-        raise InputError(f"{path} was made with another tokenizer than {tokenizer['path']} "
-                         f"(sha256 {data['tokenizer']['sha256'][:12]}...): use a fresh --out")
-    return data
 
 
 def merge_shards(out: Path) -> dict:
@@ -572,14 +498,11 @@ def merge_shards(out: Path) -> dict:
         raise InputError(f"--merge: shard parts in {out} were made with different tokenizers")
     sources = {name: entry for d in datas for name, entry in d["sources"].items()}
     write_index(out / "index.json", datas[0]["tokenizer"], sources)
+    print(summary_table(sources))
     return sources
 
 
-# ---------------------------------------------------------------------------------------------------
-# Driver
-_PROGRESS_QUEUE = None
-
-
+# Driver --------------------------------------------------------------------------------------------
 def _init_worker(queue) -> None:
     global _PROGRESS_QUEUE
     _PROGRESS_QUEUE = queue
@@ -590,9 +513,8 @@ def _worker(job: SourceJob, opts: Options) -> tuple[str, dict]:
 
 
 def run_jobs(jobs: list[SourceJob], opts: Options, workers: int, on_done) -> None:
-    bar = tqdm(total=sum(j.n_bytes for j in jobs), unit="B", unit_scale=True, desc="prepare", file=sys.stderr,
-               disable=None)
-    try:
+    with tqdm(total=sum(j.n_bytes for j in jobs), unit="B", unit_scale=True, desc="prepare", file=sys.stderr,
+              disable=None) as bar:
         if workers <= 1:
             for job in jobs:
                 on_done(job.name, process_source(job, opts, bar.update))
@@ -608,8 +530,6 @@ def run_jobs(jobs: list[SourceJob], opts: Options, workers: int, on_done) -> Non
                     pending.remove(result)
                     on_done(*result.get())  # re-raises a worker's InputError here
                 time.sleep(0.05)
-    finally:
-        bar.close()
 
 
 def summary_table(sources: dict) -> str:
@@ -632,12 +552,21 @@ def prepare(inputs: list[str], opts: Options, workers: int = 1, shard: tuple[int
     tok_block = {"path": str(Path(opts.tokenizer).resolve()), "sha256": tok.sha256, "n_vocab": tok.n_vocab,
                  "bos_id": tok.bos_id, "eos_id": tok.eos_id}
     index_path = out / ("index.json" if shard is None else f"index.shard-{shard[0]}-of-{shard[1]}.json")
-    sources = read_index(index_path, tok_block).get("sources", {})
+    index = json.loads(index_path.read_text()) if index_path.exists() else {"tokenizer": tok_block}
+    if index["tokenizer"]["sha256"] != tok.sha256:
+        raise InputError(f"{index_path} was made with another tokenizer than {tok_block['path']} "
+                         f"(sha256 {index['tokenizer']['sha256'][:12]}...): use a fresh --out")
+    sources, stream_options = index.get("sources", {}), opts.stream_options()
     jobs = discover(inputs)
-    if shard is not None:
-        assignment = shard_of(jobs, shard[1])
+    if shard is not None:  # largest source first onto the least loaded shard (input bytes): balanced
+        loads, assignment = [0] * shard[1], {}
+        for job in sorted(jobs, key=lambda j: (-j.n_bytes, j.name)):
+            assignment[job.name] = i = min(range(shard[1]), key=lambda k: (loads[k], k))
+            loads[i] += max(job.n_bytes, 1)
         jobs = [j for j in jobs if assignment[j.name] == shard[0]]
-    todo = [j for j in jobs if j.name not in sources or not is_complete(out, sources[j.name])]
+    todo = [j for j in jobs if j.name not in sources or not is_complete(out, sources[j.name], stream_options)]
+    if n_other := sum(sources[j.name].get("options") != stream_options for j in todo if j.name in sources):
+        print(f"{n_other} source(s) were prepared with other options: redoing them", file=sys.stderr)
     for job in todo:
         sources.pop(job.name, None)
     write_index(index_path, tok_block, sources)  # entries of unfinished sources are gone before work starts
@@ -664,32 +593,31 @@ def prepare(inputs: list[str], opts: Options, workers: int = 1, shard: tuple[int
 def run_demo(opts: Options, vocab_size: int, workers: int) -> dict:
     from cldr_corpus import build_corpus
     from tokenizer import train_bpe
-
     out = Path(opts.out)
-    marker = out / "corpus.json"  # written after build_corpus returns: the raw corpus is complete
-    if not marker.exists():
+    marker, tok_path = out / "corpus.json", out / "tokenizer.model"
+    if not marker.exists():  # the marker is written after build_corpus returns: the raw corpus is complete
         out.mkdir(parents=True, exist_ok=True)
         summary = build_corpus(out)
-        (out / "tokenizer.model").unlink(missing_ok=True)  # trained on an older corpus
+        tok_path.unlink(missing_ok=True)  # trained on an older corpus
         write_json_atomic(marker, summary if isinstance(summary, dict) else {})
-    tok_path = out / "tokenizer.model"
     inputs = [str(out / "raw" / "bi"), str(out / "raw" / "mono")]
     if not tok_path.exists():
         print(f"training a {vocab_size}-rank BPE tokenizer on the demo corpus -> {tok_path}", file=sys.stderr)
         # trained on the demo's documents exactly as the model will see them (tags included)
-        drops, quiet = dict.fromkeys(DROP_REASONS, 0), lambda *_, **__: None
-        texts = (doc[1] for job in discover(inputs) for doc in iter_documents(job, opts, drops, quiet, quiet))
+        quiet = lambda *_, **__: None
+        texts = (doc[1] for job in discover(inputs) for doc in iter_documents(job, opts, quiet, quiet))
         train_bpe(texts, vocab_size, tok_path)
         (out / "index.json").unlink(missing_ok=True)  # its token files belong to the old tokenizer
     opts.tokenizer = str(tok_path)
     return prepare(inputs, opts, workers)
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip(),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--input", nargs="+", default=[], help="source folders or roots holding them")
-    p.add_argument("--out", required=True, help="output folder (.bin files + index.json)")
+    p.add_argument("--out", required=True, help="output folder (.bin files + index.json); a rerun keeps "
+                   "complete sources made with the same token-stream options and redoes the others")
     p.add_argument("--tokenizer", help="tokenizer.model (tiktoken format)")
     p.add_argument("--workers", type=int, default=1, help="processes, one source per task")
     p.add_argument("--threads", type=int, default=0, help="tokenizer threads per worker (0: cores / workers)")
@@ -706,41 +634,29 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--max-chars", type=int, default=2000, help="longest side of a pair kept (characters)")
     p.add_argument("--max-doc-chars", type=int, default=1_000_000, help="longest monolingual document kept")
     p.add_argument("--batch-docs", type=int, default=512, help="documents per encode_batch call")
-    return p.parse_args(argv)
-
-
-def options_from_args(args) -> Options:
+    args = p.parse_args(argv)
     try:
-        args.template.format(code="x", text="y")
-    except (KeyError, IndexError, ValueError) as e:
-        raise InputError(f"--template {args.template!r}: {e!r} (fields are {{code}} and {{text}})") from None
-    if "{text}" not in args.template or args.group_size < 1 or args.workers < 1:
-        raise InputError("--template needs {text}; --group-size and --workers must be >= 1")
-    args.threads = args.threads or max(1, (os.cpu_count() or 1) // args.workers)
-    return Options(**{f.name: getattr(args, f.name) for f in fields(Options)})
-
-
-def main(argv=None) -> dict:
-    args = parse_args(argv)
-    try:
-        opts = options_from_args(args)
+        try:
+            args.template.format(code="x", text="y")
+        except (KeyError, IndexError, ValueError) as e:
+            raise InputError(f"--template {args.template!r}: {e!r} "
+                             "(fields are {code} and {text})") from None
+        if "{text}" not in args.template or args.group_size < 1 or args.workers < 1:
+            raise InputError("--template needs {text}; --group-size and --workers must be >= 1")
+        args.threads = args.threads or max(1, (os.cpu_count() or 1) // args.workers)
+        opts = Options(**{f.name: getattr(args, f.name) for f in fields(Options)})
         if args.merge:
-            sources = merge_shards(Path(args.out))
-            print(summary_table(sources))
-            return sources
+            return merge_shards(Path(args.out))
         if args.demo:
             return run_demo(opts, args.vocab_size, args.workers)
         if not args.input or not args.tokenizer:
             raise InputError("--input and --tokenizer are required (or --demo, or --merge)")
         if not Path(args.tokenizer).is_file():
             raise InputError(f"--tokenizer {args.tokenizer}: no such file")
-        shard = None
-        if args.shard:
-            m = re.fullmatch(r"(\d+)/(\d+)", args.shard)
-            if not m or not int(m.group(1)) < int(m.group(2)):
-                raise InputError(f"--shard {args.shard}: expected i/n with 0 <= i < n")
-            shard = (int(m.group(1)), int(m.group(2)))
-        return prepare(args.input, opts, args.workers, shard)
+        m = re.fullmatch(r"(\d+)/(\d+)", args.shard or "0/1")
+        if not m or not int(m[1]) < int(m[2]):
+            raise InputError(f"--shard {args.shard}: expected i/n with 0 <= i < n")
+        return prepare(args.input, opts, args.workers, (int(m[1]), int(m[2])) if args.shard else None)
     except InputError as e:
         raise SystemExit(f"prepare_mala.py: error: {e}") from None
 

@@ -395,3 +395,34 @@ def test_demo_builds_tokenizes_and_reuses(tmp_path, monkeypatch, capsys):
     pm.main(["--demo", "--out", str(out), "--vocab-size", "400"])
     assert len(calls) == 1 and tree(out) == before
     assert "(8 of 8 sources were complete already and kept)" in capsys.readouterr().out
+
+
+def test_rerun_with_other_options_redoes_the_sources(inputs, small_tok, tmp_path, capsys):
+    root, expected = inputs
+    out = tmp_path / "out"
+    run(root, out, small_tok)  # --group-size 3
+    index = json.loads((out / "index.json").read_text())
+    assert index["sources"]["fra_Latn"]["options"] == {
+        "group_size": 3, "template": "[{code}]: {text}", "directions": "fwd", "seed": 0, "val_docs": 2,
+        "val_share": 0.0, "max_chars": 2000, "max_doc_chars": 1_000_000}
+    capsys.readouterr()
+    sources = run(root, out, small_tok, "--group-size", 4)  # the later --group-size wins
+    captured = capsys.readouterr()
+    assert "complete already and kept" not in captured.out
+    assert "6 source(s) were prepared with other options" in captured.err
+    assert all(entry["options"]["group_size"] == 4 for entry in sources.values())
+    tok = Tokenizer(small_tok)
+    for name in ("eng_Latn-fra_Latn", "eng_Latn-rus_Cyrl"):
+        docs = expected_documents(name, *expected[name], group_size=4)
+        ref = [t for g, text, _ in docs if g not in (1, 3)  # (1, 3): the held-out groups
+               for t in [tok.bos_id, *tok.encode(text), tok.eos_id]]
+        assert read_tokens(out / f"{name}.bin").tolist() == ref
+    run(root, tmp_path / "fresh", small_tok, "--group-size", 4)
+    assert tree(out) == tree(tmp_path / "fresh")
+    # an entry without "options" (an index.json from before they were recorded) is redone too
+    index = json.loads((out / "index.json").read_text())
+    del index["sources"]["eng_Latn-deu_Latn"]["options"]
+    (out / "index.json").write_text(json.dumps(index))
+    run(root, out, small_tok, "--group-size", 4)
+    assert "(5 of 6 sources were complete already and kept)" in capsys.readouterr().out
+    assert tree(out) == tree(tmp_path / "fresh")
