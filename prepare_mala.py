@@ -590,14 +590,14 @@ def prepare(inputs: list[str], opts: Options, workers: int = 1, shard: tuple[int
     return done
 
 
-def run_demo(opts: Options, vocab_size: int, workers: int) -> dict:
+def run_demo(opts: Options, vocab_size: int, workers: int, locales: list[str] | None = None) -> dict:
     from cldr_corpus import build_corpus
     from tokenizer import train_bpe
     out = Path(opts.out)
     marker, tok_path = out / "corpus.json", out / "tokenizer.model"
     if not marker.exists():  # the marker is written after build_corpus returns: the raw corpus is complete
         out.mkdir(parents=True, exist_ok=True)
-        summary = build_corpus(out)
+        summary = build_corpus(out, locales=locales)
         tok_path.unlink(missing_ok=True)  # trained on an older corpus
         write_json_atomic(marker, summary if isinstance(summary, dict) else {})
     inputs = [str(out / "raw" / "bi"), str(out / "raw" / "mono")]
@@ -625,6 +625,7 @@ def main(argv=None) -> dict:
     p.add_argument("--merge", action="store_true", help="join index.shard-*-of-n.json parts into index.json")
     p.add_argument("--demo", action="store_true", help="build the CLDR corpus + tokenizer, then tokenize it")
     p.add_argument("--vocab-size", type=int, default=4096, help="--demo: BPE ranks (specials come on top)")
+    p.add_argument("--demo-locales", nargs="+", help="--demo: only these CLDR locales (smoke tests)")
     p.add_argument("--group-size", type=int, default=10, help="pairs per pseudo-document")
     p.add_argument("--template", default="[{code}]: {text}", help="one line per side; fields {code} {text}")
     p.add_argument("--directions", choices=["fwd", "both", "random"], default="fwd")
@@ -648,7 +649,7 @@ def main(argv=None) -> dict:
         if args.merge:
             return merge_shards(Path(args.out))
         if args.demo:
-            return run_demo(opts, args.vocab_size, args.workers)
+            return run_demo(opts, args.vocab_size, args.workers, args.demo_locales)
         if not args.input or not args.tokenizer:
             raise InputError("--input and --tokenizer are required (or --demo, or --merge)")
         if not Path(args.tokenizer).is_file():
