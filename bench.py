@@ -130,7 +130,7 @@ def tokenizer_file(tmp: Path) -> tuple[Path, str]:
 
 
 def demo_model(vocab_size: int, seed: int = 0):
-    """The "demo" preset (dim 256, 4 layers, fp32) with a fresh init."""
+    """The "demo" preset (model.PRESETS, fp32) with a fresh init."""
     from model import PRESETS, Llama
 
     torch.manual_seed(seed)
@@ -146,7 +146,7 @@ def bench_model(quick: bool) -> list[Row]:
 
     from model import save_hf
 
-    ours = demo_model(8448).eval()  # the demo tokenizer's vocab (8192 base + 256 specials)
+    ours = demo_model(2304).eval()  # the demo tokenizer's vocab (2048 base + 256 specials)
     with tempfile.TemporaryDirectory() as folder:
         save_hf(ours, folder)
         theirs = LlamaForCausalLM.from_pretrained(folder, dtype=torch.float32, attn_implementation="sdpa")
@@ -384,7 +384,7 @@ def bench_train(quick: bool) -> list[Row]:
     from mix import Mixture
     from tests.test_train import make_data  # the training test's data dir, mixed by mix.py's CLI
 
-    block, batch, n_vocab = 256, 8, 4096 + 256  # prepare_mala.py --demo: 4096 BPE ranks + 256 specials
+    block, batch, n_vocab = 256, 8, 2048 + 256  # demo.py's tokenizer: 2048 BPE ranks + 256 specials
     steps, rounds = (3, 2) if quick else (8, 3)
     with tempfile.TemporaryDirectory() as tmp:
         mix_json, model = make_data(Path(tmp), n_vocab=n_vocab), demo_model(n_vocab)
