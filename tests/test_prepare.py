@@ -381,9 +381,10 @@ def test_demo_builds_tokenizes_and_reuses(tmp_path, monkeypatch, capsys):
     real = cldr_corpus.build_corpus
     calls = []
     monkeypatch.setattr(cldr_corpus, "build_corpus",
-                        lambda out: calls.append(out) or real(out, locales=["fr", "ru", "ja"]))
+                        lambda out, locales: calls.append(out) or real(out, locales=locales))
     out = tmp_path / "demo"
-    sources = pm.main(["--demo", "--out", str(out), "--vocab-size", "400"])
+    demo_args = ["--demo", "--out", str(out), "--vocab-size", "400", "--demo-locales", "fr", "ru", "ja"]
+    sources = pm.main(demo_args)
     assert set(sources) == {"eng_Latn-fra_Latn", "eng_Latn-rus_Cyrl", "eng_Latn-jpn_Jpan",
                             "fra_Latn-rus_Cyrl", "eng_Latn", "fra_Latn", "rus_Cyrl", "jpn_Jpan"}
     index = json.loads((out / "index.json").read_text())
@@ -392,7 +393,7 @@ def test_demo_builds_tokenizes_and_reuses(tmp_path, monkeypatch, capsys):
     assert (out / "flores" / "devtest").is_dir()
     before = tree(out)
     capsys.readouterr()
-    pm.main(["--demo", "--out", str(out), "--vocab-size", "400"])
+    pm.main(demo_args)
     assert len(calls) == 1 and tree(out) == before
     assert "(8 of 8 sources were complete already and kept)" in capsys.readouterr().out
 

@@ -240,7 +240,7 @@ def test_bad_input_fails_before_compute(straight, mix_json, tmp_path):
     assert "fra_Latn.bin" in error(f"--mix={broken_mix}")
     # resume with another model shape: refused from meta.json, before anything is built
     message = error(f"--out_dir={straight}", "--resume", "--model=demo")
-    assert "cannot resume" in message and "dim: checkpoint 64, this run 256" in message
+    assert "cannot resume" in message and "dim: checkpoint 64, this run 128" in message
     # SystemExit with a message: python prints it to stderr (no traceback) and exits with status 1
     with pytest.raises(SystemExit) as e:
         train.main(["--batch_sise=2"])
