@@ -5,7 +5,7 @@
 
 Stages (each one is a plain command of this repository, printed before it runs):
   prepare   prepare_mala.py --demo            CLDR strings -> MaLA folders -> BPE tokenizer -> tokens
-  mix       mix.py x3                         base (high-resource only), Mix 1 (Bi), Mix 2 (Mono)
+  mix       mix.py x3                         base (six big languages), Mix 1 (Bi), Mix 2 (Mono)
   base      train.py config/demo_base.py      a tiny Llama pre-trained from scratch
   bi, mono  train.py config/demo_{bi,mono}.py continual pre-training from the base on each mix
   eval      evaluate.py --task flores         chrF++ / BLEU, eng->X and X->eng, held-out keys, on a fixed
