@@ -380,14 +380,22 @@ def bench_mix(quick: bool) -> list[Row]:
 # ----------------------------------------------------------------------------------------------------
 # train.py's step (FSDP2 over a process group of one, the torchrun code path) vs a plain PyTorch loop
 def bench_train(quick: bool) -> list[Row]:
+    import mix
+    import prepare_mala
     import train
     from mix import Mixture
-    from tests.test_train import make_data  # the training test's data dir, mixed by mix.py's CLI
 
-    block, batch, n_vocab = 256, 8, 2048 + 256  # demo.py's tokenizer: 2048 BPE ranks + 256 specials
+    block, batch = 256, 8
     steps, rounds = (3, 2) if quick else (8, 3)
     with tempfile.TemporaryDirectory() as tmp:
-        mix_json, model = make_data(Path(tmp), n_vocab=n_vocab), demo_model(n_vocab)
+        # real data, made the way demo.py makes it, at a few locales: its 2048-rank BPE is the demo's vocab
+        data, mix_json = Path(tmp) / "data", Path(tmp) / "mix.json"
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            prepare_mala.main(["--demo", "--out", str(data), "--vocab-size", "2048", "--demo-locales",
+                               "en", "fr", "es", "ru", "zh", "ar", "de", "sw", "yo", "ig"])
+            mix.main([str(data), "--config", str(Path(__file__).parent / "config" / "mix_demo_bi.py"),
+                      "--out", str(mix_json)])
+        model = demo_model(json.loads((data / "index.json").read_text())["tokenizer"]["n_vocab"])
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.95), weight_decay=0.1)
         mixture, counter = Mixture(mix_json, block), itertools.count()
 
