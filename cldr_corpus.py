@@ -22,7 +22,7 @@ Choices (and why):
   zones and historic currencies are left out, and language/script names are kept only for languages
   and scripts that have a CLDR locale: the rest would triple the size (~60 MB of pairs) with obscure
   or templated names ("heure normale de ...") that add nothing the demo needs.
-- Only a locale's OWN data is read (babel.localedata.load(merge_inherited=False)) plus its parents of
+- Only a locale's OWN data is read (Babel's pickle of it, see own_locale_data) plus its parents of
   the same language (nb/nn -> no): Babel's merged data would fill every locale with root's fallbacks
   ("M01") and hide the real skew. 'no' itself is skipped: since CLDR 46 it holds the Bokmål data,
   written once as nob_Latn (FLORES' code). Regional variants (fr_CA) are not used; a locale with a
@@ -54,6 +54,7 @@ Choices (and why):
 import argparse
 import json
 import os
+import pickle
 import random
 import shutil
 import sys
@@ -103,6 +104,14 @@ def iso639_3(lang: str) -> str:
         raise ValueError(f"no unique ISO 639-3 code for {lang!r} in CLDR language aliases: {candidates}; "
                          f"add it to MACRO_CHOICE")
     return candidates[0]
+
+
+def own_locale_data(name: str) -> dict:
+    """A locale's own CLDR data, as babel.localedata.load(name, merge_inherited=False) reads it, but not
+    through Babel's cache: that cache is keyed by name alone, so once anything in the process has used
+    Locale(name) it returns the merged data (root's fallbacks included) whatever merge_inherited says."""
+    with open(localedata.resolve_locale_filename(name), "rb") as f:
+        return pickle.load(f)
 
 
 def parent_locale(name: str) -> str:
@@ -161,7 +170,7 @@ def locale_strings(locale: str, name_filter: dict[str, set] | None = None) -> di
     current = set(cur for periods in get_global("territory_currencies").values()
                   for cur, _start, end, tender in periods if end is None and tender)
     for name in reversed(chain):    # parents first: the locale's own values win
-        data = localedata.load(name, merge_inherited=False)
+        data = own_locale_data(name)
         for kind, field in NAME_TABLES:
             allowed = name_filter.get(kind)
             for code, value in data.get(field, {}).items():

@@ -201,3 +201,15 @@ def test_bad_input(tmp_path):
     afile.write_text("not a dir")
     with pytest.raises(SystemExit, match="not a directory"):
         main([str(afile)])
+
+
+def test_babel_merged_cache_does_not_leak_into_the_strings():
+    # Babel caches locale data by name alone: after Locale("de_CH") the cache holds MERGED data (parents'
+    # and root's fallbacks), which localedata.load(merge_inherited=False) would then return as the own.
+    from babel import Locale, localedata
+
+    localedata._cache.pop("de_CH", None)
+    own = locale_strings("de_CH")
+    assert Locale.parse("de_CH").months["format"]["wide"][1] == "Januar"  # fills the cache, merged
+    assert "de_CH" in localedata._cache
+    assert locale_strings("de_CH") == own
