@@ -91,18 +91,19 @@ def rope_inv_freq(args: ModelArgs, device=None) -> torch.Tensor:
 
 
 def rope_cos_sin(args: ModelArgs, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos, sin of shape positions.shape + [head_dim], fp32, in HF's rotate_half layout.
-    Computed on the fly (a few tiny ops): no buffer to re-create after building on the meta device."""
+    """cos and signed sin of shape positions.shape + [head_dim], fp32, in HF's rotate_half layout; the
+    first half of sin is negated, for apply_rope. Computed on the fly (a few tiny ops): no buffer to
+    re-create after building on the meta device."""
     freqs = positions.float()[..., None] * rope_inv_freq(args, positions.device)
-    emb = torch.cat((freqs, freqs), dim=-1)
-    return emb.cos(), emb.sin()
+    return torch.cat((freqs, freqs), dim=-1).cos(), torch.cat((-freqs.sin(), freqs.sin()), dim=-1)
 
 
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    # x [B, H, T, hd]; cos/sin [T, hd] or [B, 1, T, hd]; cast like HF's apply_rotary_pos_emb
-    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
-    x1, x2 = x.chunk(2, dim=-1)
-    return x * cos + torch.cat((-x2, x1), dim=-1) * sin
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor) -> torch.Tensor:
+    """HF's x * cos + rotate_half(x) * sin, bit for bit: rotate_half(x) = cat(-x2, x1) equals
+    roll(x) = cat(x2, x1) times the sign folded into signed_sin, and one roll costs half of chunk + neg +
+    cat (forward and backward). x [B, H, T, hd]; cos/sin [T, hd] or [B, 1, T, hd], cast like HF."""
+    cos, signed_sin = cos.to(x.dtype), signed_sin.to(x.dtype)
+    return x * cos + x.roll(x.shape[-1] // 2, dims=-1) * signed_sin
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -130,17 +131,17 @@ class Attention(nn.Module):
         self.wo = nn.Linear(args.n_heads * self.head_dim, args.dim, bias=False)
         self.kv_cache: tuple[torch.Tensor, torch.Tensor] | None = None  # set by Llama.setup_kv_cache
 
-    def forward(self, x, cos, sin, mask=None, start_pos=None):
+    def forward(self, x, cos, sin, mask=None, cache_slots=None):
         B, T, _ = x.shape
         q = self.wq(x).view(B, T, self.n_heads, self.head_dim).transpose(1, 2)
         k = self.wk(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)
         v = self.wv(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        if start_pos is not None:  # decoding: write into the static cache, attend over its filled part
+        if cache_slots is not None:
+            # decoding: write k, v at cache_slots [T] and attend over the whole static cache, the mask
+            # hiding empty slots (gpt-fast): every decode step has the same shapes, one compiled graph
             cache_k, cache_v = self.kv_cache
-            cache_k[:, :, start_pos:start_pos + T] = k
-            cache_v[:, :, start_pos:start_pos + T] = v
-            k, v = cache_k[:, :, :start_pos + T], cache_v[:, :, :start_pos + T]
+            k, v = cache_k.index_copy_(2, cache_slots, k), cache_v.index_copy_(2, cache_slots, v)
         gqa = self.n_kv_heads != self.n_heads
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None, enable_gqa=gqa)
         return self.wo(y.transpose(1, 2).reshape(B, T, -1))
@@ -165,8 +166,8 @@ class Block(nn.Module):
         self.ffn_norm = RMSNorm(args.dim, args.norm_eps)
         self.feed_forward = FeedForward(args)
 
-    def forward(self, x, cos, sin, mask=None, start_pos=None):
-        h = x + self.attention(self.attention_norm(x), cos, sin, mask, start_pos)
+    def forward(self, x, cos, sin, mask=None, cache_slots=None):
+        h = x + self.attention(self.attention_norm(x), cos, sin, mask, cache_slots)
         return h + self.feed_forward(self.ffn_norm(h))
 
 
@@ -209,10 +210,10 @@ class Llama(nn.Module):
         loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
         return logits, loss
 
-    def _logits(self, idx, cos, sin, mask, start_pos=None, last_only=False):
+    def _logits(self, idx, cos, sin, mask, cache_slots=None, last_only=False):
         h = self.tok_embeddings(idx)
         for layer in self.layers:
-            h = layer(h, cos, sin, mask, start_pos)
+            h = layer(h, cos, sin, mask, cache_slots)
         if last_only:  # decoding needs the last position only: skip the [B, T, V] output matmul
             h = h[:, -1:]
         return self.output(self.norm(h)).float()
@@ -250,17 +251,20 @@ class Llama(nn.Module):
 
     def forward_cached(self, idx, start_pos: int, positions, mask, last_only=False) -> torch.Tensor:
         """Logits [B, T, V] (or [B, 1, V] with last_only) for idx placed at cache slots
-        start_pos..start_pos+T-1. positions [B, T] RoPE positions; mask [B, T, start_pos+T] bool over
-        the cache slots (True = may attend)."""
+        start_pos..start_pos+T-1. positions [B, T] RoPE positions; mask [B, T, max_len] bool over all
+        the cache slots (True = may attend; slots not yet written must be False)."""
         cos, sin = rope_cos_sin(self.args, positions)
-        return self._logits(idx, cos.unsqueeze(1), sin.unsqueeze(1), mask.unsqueeze(1), start_pos, last_only)
+        slots = torch.arange(start_pos, start_pos + idx.shape[1], device=idx.device)
+        return self._logits(idx, cos.unsqueeze(1), sin.unsqueeze(1), mask.unsqueeze(1), slots, last_only)
 
     @torch.no_grad()
     def generate(self, prompts: list[list[int]], max_new_tokens: int, temperature: float = 0.0,
                  top_p: float = 1.0, stop_tokens: Sequence[int] = (), generator=None,
-                 include_stop: bool = False) -> list[list[int]]:
+                 include_stop: bool = False, compile: bool = False) -> list[list[int]]:
         """The new tokens of each prompt, cut at its first stop token; include_stop keeps that token
-        last (a stop token may carry text: Llama 3's '.\\n' is one token)."""
+        last (a stop token may carry text: Llama 3's '.\\n' is one token). compile=True runs the
+        one-token decode step through torch.compile (gpt-fast): worth it for long generations, as each
+        new (batch, prompt + max_new_tokens) shape compiles anew (seconds on a CPU)."""
         if not prompts or any(len(p) == 0 for p in prompts):
             raise ValueError("generate: every prompt needs at least one token")
         if max_new_tokens <= 0:
@@ -275,15 +279,17 @@ class Llama(nn.Module):
         cols = torch.arange(total, device=device)
         positions = (cols[None] - pad[:, None]).clamp(min=0)  # RoPE positions restart after the padding
         valid = (cols[None] >= pad[:, None])[:, None, None, :]  # [B, 1, 1, total]: key slot holds a token
-        causal = torch.ones(P, P, dtype=torch.bool, device=device).tril()
+        causal = cols[None, :] <= cols[:P, None]  # [P, total]
         # a pad query attends to itself only, so that no row is fully masked (SDPA would give NaN)
-        prompt_mask = (causal & valid[..., :P]) | torch.eye(P, dtype=torch.bool, device=device)
+        prompt_mask = (causal & valid) | (cols[None, :] == cols[:P, None])
         cos, sin = (x.unsqueeze(1) for x in rope_cos_sin(self.args, positions))  # once, not per step
         stop = torch.tensor(list(stop_tokens), dtype=torch.long, device=device)
+        decode_step = torch.compile(self._logits, fullgraph=True) if compile else self._logits
         self.setup_kv_cache(B, total)
         try:
-            logits = self._logits(tokens, cos[:, :, :P], sin[:, :, :P], prompt_mask, 0, last_only=True)
+            logits = self._logits(tokens, cos[:, :, :P], sin[:, :, :P], prompt_mask, cols[:P], last_only=True)
             out, done = [], torch.zeros(B, dtype=torch.bool, device=device)
+            slot = torch.full((1,), P, device=device)  # a tensor, so that every step has the same inputs
             for t in range(P, total):
                 next_token = sample(logits[:, -1], temperature, top_p, generator)
                 out.append(next_token)
@@ -291,9 +297,10 @@ class Llama(nn.Module):
                     done |= torch.isin(next_token, stop)
                 if t == total - 1 or (len(stop) and bool(done.all())):
                     break
-                step = slice(t, t + 1)  # a new token sees every real token up to and including itself
-                logits = self._logits(next_token[:, None], cos[:, :, step], sin[:, :, step],
-                                      valid[..., :t + 1], t, last_only=True)
+                # the new token sees every real token up to and including itself
+                logits = decode_step(next_token[:, None], cos[:, :, t:t + 1], sin[:, :, t:t + 1],
+                                     valid & (cols <= slot), slot, last_only=True)
+                slot += 1
         finally:
             self.clear_kv_cache()
         new = torch.stack(out, dim=1).tolist()

@@ -1,6 +1,8 @@
 """model.py against transformers' LlamaForCausalLM (test oracle only), plus cache, masks, checkpoints."""
 
 import json
+import os
+import shutil
 from dataclasses import replace
 
 import pytest
@@ -117,14 +119,28 @@ def test_kv_cache_decoding_matches_full_forward():
     with torch.no_grad():
         full, _ = model(idx)
         positions = torch.arange(48).expand(2, 48)
-        causal = torch.ones(48, 48, dtype=torch.bool).tril().expand(2, 48, 48)
+        causal = torch.ones(48, 48, dtype=torch.bool).tril().expand(2, 48, 48)  # [B, query, cache slot]
         model.setup_kv_cache(2, 48)
-        steps = [model.forward_cached(idx[:, :20], 0, positions[:, :20], causal[:, :20, :20])]
+        steps = [model.forward_cached(idx[:, :20], 0, positions[:, :20], causal[:, :20])]
         for t in range(20, 48):  # one token at a time
             step = slice(t, t + 1)
-            steps.append(model.forward_cached(idx[:, step], t, positions[:, step], causal[:, step, :t + 1]))
+            steps.append(model.forward_cached(idx[:, step], t, positions[:, step], causal[:, step]))
         model.clear_kv_cache()
     assert (torch.cat(steps, dim=1) - full).abs().max().item() <= 1e-5
+
+
+@pytest.mark.skipif(shutil.which(os.environ.get("CXX", "g++")) is None,
+                    reason="torch.compile on CPU needs a C++ compiler (g++ or $CXX)")
+def test_compiled_decode_step_generates_the_same_tokens_in_one_graph():
+    model = random_model(SCALED)
+    prompts = [[5, 9, 2, 7, 1, 3], [8], [4, 4, 6]]  # left padding and a 1-token prompt
+    eager = model.generate(prompts, 20)
+    stop = eager[1][7]
+    torch._dynamo.reset()
+    with torch._dynamo.config.patch(error_on_recompile=True):  # static shapes: steps never recompile
+        assert model.generate(prompts, 20, compile=True) == eager
+        assert model.generate(prompts, 20, stop_tokens=[stop], compile=True) == model.generate(
+            prompts, 20, stop_tokens=[stop])
 
 
 def test_tree_forward_with_positions_and_mask_matches_plain_forwards():
