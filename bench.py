@@ -17,6 +17,7 @@ import json
 import operator
 import os
 import random
+import resource
 import subprocess
 import sys
 import tempfile
@@ -75,6 +76,18 @@ def timed(fn, repeats: int = 1, warmup: bool = False):
         result = fn()
         runs.append((time.perf_counter() - start, result))
     return min(runs, key=lambda run: run[0])
+
+
+def timed_interleaved(*fns, repeats: int, warmup: bool = True) -> list:
+    """timed() for several peers, their runs alternating: a slow spell of a shared machine then hits
+    every peer alike instead of the one whose turn it was."""
+    for fn in fns if warmup else ():
+        fn()
+    runs = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, fn_runs in zip(fns, runs):
+            fn_runs.append(timed(fn))
+    return [min(fn_runs, key=lambda run: run[0]) for fn_runs in runs]
 
 
 def fmt(value: float | None, unit: str = "") -> str:
@@ -165,15 +178,20 @@ def bench_model(quick: bool) -> list[Row]:
     inputs = {w.shape[1]: torch.randn(len(prompts), 1, w.shape[1]) for w in weights}
     t_floor, _ = timed(lambda: [F.linear(inputs[w.shape[1]], w) for _ in range(n_new) for w in weights],
                        repeats)
-    t_ours, new_ours = timed(lambda: ours.generate(prompts, n_new), repeats, warmup=True)
-    t_theirs, new_theirs = timed(decode_theirs, repeats, warmup=True)
-    same = new_ours == [row[max(lengths):] for row in new_theirs.tolist()]
-    n_tok = len(prompts) * n_new
+    t_compile, _ = timed(lambda: ours.generate(prompts, n_new, compile=True))  # compiles: not timed below
+    (t_ours, new_ours), (t_compiled, new_compiled), (t_theirs, new_theirs) = timed_interleaved(
+        lambda: ours.generate(prompts, n_new), lambda: ours.generate(prompts, n_new, compile=True),
+        decode_theirs, repeats=repeats)
+    same = new_ours == new_compiled == [row[max(lengths):] for row in new_theirs.tolist()]
+    n_tok, peer = len(prompts) * n_new, "peer: transformers generate (sdpa, dynamic cache, left-padded)"
     rows = [Row("model", f"greedy decode, batch 4 x {n_new} new", n_tok / t_ours, n_tok / t_theirs, "tok/s",
-                goal="ratio >= 2", detail=f"peer: transformers generate (sdpa, left-padded); same tokens: "
-                f"{same}; the weight matmuls alone: {n_tok / t_floor:,.0f} tok/s"),
+                detail=f"eager, static KV cache; {peer}; same tokens as peer and compiled: {same}; the weight"
+                f" matmuls alone: {n_tok / t_floor:,.0f} tok/s"),
+            Row("model", "greedy decode, compiled decode step", n_tok / t_compiled, n_tok / t_theirs, "tok/s",
+                goal="ratio >= 2", detail=f"generate(compile=True), static KV cache; first call (compiling) "
+                f"{t_compile:.1f} s, not counted; {peer}"),
             Row("model", "decode time beyond weight matmuls", (t_ours - t_floor) / n_new * 1e3,
-                (t_theirs - t_floor) / n_new * 1e3, "ms/step", lower_is_better=True)]
+                (t_theirs - t_floor) / n_new * 1e3, "ms/step", lower_is_better=True, detail="eager")]
 
     ours.train()
     theirs.train()
@@ -191,8 +209,9 @@ def bench_model(quick: bool) -> list[Row]:
         return step
 
     repeats = 6 if quick else 8
-    t_ours, _ = timed(train_step(ours, lambda m: m(idx, targets)[1]), repeats, warmup=True)
-    t_theirs, _ = timed(train_step(theirs, lambda m: m(input_ids=idx, labels=labels).loss), repeats, True)
+    (t_ours, _), (t_theirs, _) = timed_interleaved(
+        train_step(ours, lambda m: m(idx, targets)[1]),
+        train_step(theirs, lambda m: m(input_ids=idx, labels=labels).loss), repeats=repeats)
     rows.append(Row("model", f"train step {batch}x{seq} fwd+bwd+AdamW", batch * seq / t_ours,
                     batch * seq / t_theirs, "tok/s", goal="ratio >= 1", detail=f"fp32, demo preset dim "
                     f"{ours.args.dim} x {ours.args.n_layers} layers; peer: transformers"))
@@ -241,13 +260,28 @@ CLI = ("import contextlib, io, sys; sys.path.insert(0, sys.argv[1]); import prep
        "print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM:')))")
 
 
-def run_cli(*argv: str) -> tuple[float, float]:
-    """(wall seconds, peak RSS in MB) of one prepare_mala.py run."""
-    start = time.perf_counter()
+def run_cli(*argv: str) -> tuple[float, float, float]:
+    """(wall seconds, peak RSS in MB, CPU seconds of the run and its workers) of one prepare_mala.py run."""
+    cpu = lambda: (lambda r: r.ru_utime + r.ru_stime)(resource.getrusage(resource.RUSAGE_CHILDREN))
+    start, cpu_start = time.perf_counter(), cpu()
     proc = subprocess.run([sys.executable, "-c", CLI, str(ROOT), *argv], capture_output=True, text=True)
     if proc.returncode:
         raise RuntimeError(f"prepare_mala.py {' '.join(argv)} failed:\n{proc.stderr[-3000:]}")
-    return time.perf_counter() - start, int(proc.stdout.split()[-1]) / 1024  # kB -> MB
+    return time.perf_counter() - start, int(proc.stdout.split()[-1]) / 1024, cpu() - cpu_start  # kB -> MB
+
+
+TIKTOKEN_LOOP = ("import sys, time; sys.path.insert(0, sys.argv[1]); from tokenizer import Tokenizer\n"
+                 "enc = Tokenizer(sys.argv[2]).model; docs = open(sys.argv[3]).read().split('\\0')\n"
+                 "start = time.perf_counter(); enc.encode_ordinary_batch(docs, num_threads=1)\n"
+                 "print(time.perf_counter() - start)")
+
+
+def tiktoken_processes(tok_path: Path, docs_file: Path, n: int) -> float:
+    """Seconds until all of n concurrent processes have encoded every document of docs_file (\\0-separated)
+    with plain tiktoken, tokenizer loading excluded."""
+    procs = [subprocess.Popen([sys.executable, "-c", TIKTOKEN_LOOP, str(ROOT), str(tok_path), str(docs_file)],
+                              stdout=subprocess.PIPE, text=True) for _ in range(n)]
+    return max(float(p.communicate()[0]) for p in procs)
 
 
 def make_pairs(root: Path, n_sources: int, mb_per_source: float) -> tuple[list[str], int]:
@@ -271,6 +305,13 @@ def make_pairs(root: Path, n_sources: int, mb_per_source: float) -> tuple[list[s
     return texts, sum(len(t.encode()) for t in texts)
 
 
+def cpu_seconds(fn) -> float:
+    """CPU time of all this process's threads during fn()."""
+    start = time.process_time()
+    fn()
+    return time.process_time() - start
+
+
 def bench_prepare(quick: bool) -> list[Row]:
     import prepare_mala as pm
 
@@ -278,29 +319,57 @@ def bench_prepare(quick: bool) -> list[Row]:
         tmp = Path(tmp)
         tok_path, tok_name = tokenizer_file(tmp)
         tok = pm.load_tokenizer(str(tok_path))
+        cli = lambda name, *extra: run_cli("--input", f"{tmp}/{name}", "--out", f"{tmp}/o{next(runs)}",
+                                           "--tokenizer", str(tok_path), *map(str, extra))
         # the whole pipeline (read JSONL, clean, script check, dedup, pseudo-documents, encode, write .bin)
         # vs tiktoken alone on the same texts with the pipeline's batching (10 pairs a document)
-        texts, n_bytes = make_pairs(tmp / "thr", 4, 1.0 if quick else 5.0)
-        opts, runs, mb = pm.Options("", str(tok_path), threads=1), itertools.count(), n_bytes / 1e6
-        pipeline = lambda: pm.prepare([str(tmp / "thr")], replace(opts, out=f"{tmp}/o{next(runs)}"))
+        texts, n_bytes = make_pairs(tmp / "thr", 4, 2.0 if quick else 5.0)
+        opts, runs, mb = pm.Options("", str(tok_path)), itertools.count(), n_bytes / 1e6
+        pipeline = lambda threads: lambda: pm.prepare(
+            [str(tmp / "thr")], replace(opts, out=f"{tmp}/o{next(runs)}", threads=threads))
         docs = ["\n".join(texts[i:i + 20]) for i in range(0, len(texts), 20)]
         tiktoken_only = lambda: [tok.model.encode_ordinary_batch(docs[i:i + opts.batch_docs], num_threads=1)
                                  for i in range(0, len(docs), opts.batch_docs)]
-        t_pipe, t_tik = timed(pipeline, 2)[0], timed(tiktoken_only, 2)[0]
-        cli = lambda name, *extra: run_cli("--input", f"{tmp}/{name}", "--out", f"{tmp}/o{next(runs)}",
-                                           "--tokenizer", str(tok_path), "--threads", "1", *extra)
-        (t_one, _), (t_two, _) = cli("thr"), cli("thr", "--workers", "2")
-        rows = [Row("prepare", f"MB/s per worker ({tok_name})", mb / t_pipe, mb / t_tik, "MB/s",
-                    goal="ratio >= 0.8", detail=f"{mb:.1f} MB of pairs, 1 worker; peer: tiktoken "
-                    "encode_ordinary_batch, 1 thread"),
-                Row("prepare", "CLI --workers 2 vs 1 (MB/s)", mb / t_two, mb / t_one, "MB/s",
-                    detail=f"ideal 2.0; wall of the whole CLI incl. interpreter, tokenizer and worker start; "
-                    f"os.cpu_count()={os.cpu_count()}, load {os.getloadavg()[0]:.1f}")]
+        (t_serial, _), (t_threads, _), (t_tik, _) = timed_interleaved(
+            pipeline(0), pipeline(2), tiktoken_only, repeats=2 if quick else 3)
+        cpu = {name: cpu_seconds(fn) for name, fn in (("threads", pipeline(2)), ("tik", tiktoken_only))}
+        peer = "peer: tiktoken encode_ordinary_batch, 1 thread"
+        rows = [Row("prepare", f"MB/s per worker ({tok_name})", mb / t_serial, mb / t_tik, "MB/s",
+                    goal="ratio >= 0.8", detail=f"{mb:.1f} MB of pairs, 1 worker encoding on its own thread "
+                    f"(--threads 0): one core, as the peer; {peer}"),
+                Row("prepare", "MB/s, 1 worker + 2 encoder threads", mb / t_threads, mb / t_tik, "MB/s",
+                    detail=f"--threads 2 (the default for 1 worker on 2 cores); CPU time per MB: "
+                    f"{cpu['threads'] / mb:.3f} s vs the peer's {cpu['tik'] / mb:.3f} s")]
+
+        # workers: the steady-state rate, i.e. the wall of the CLI minus that of a tiny run with the same
+        # workers (interpreter, imports, tokenizer load and worker start); fastest of 3 tries, interleaved
+        scale_mb = mb if quick else make_pairs(tmp / "scale", 4, 10.0)[1] / 1e6
+        scale_input = "thr" if quick else "scale"
+        make_pairs(tmp / "tiny", 2, 0.01)
+        (tmp / "docs.txt").write_text("\0".join(docs))
+        walls = {(name, workers): (float("inf"), 0.0) for name in ("tiny", scale_input) for workers in (1, 2)}
+        peer_walls = {1: float("inf"), 2: float("inf")}
+        for name, workers in list(walls) * 3:
+            wall, _, cpu_s = cli(name, "--workers", workers, "--threads", 0)
+            walls[name, workers] = min(walls[name, workers], (wall, cpu_s))
+            if name != "tiny":
+                peer_wall = tiktoken_processes(tok_path, tmp / "docs.txt", workers)
+                peer_walls[workers] = min(peer_walls[workers], peer_wall)
+        (run, tiny), workers = ({w: walls[name, w] for w in (1, 2)} for name in (scale_input, "tiny")), (1, 2)
+        rate = {w: scale_mb / (run[w][0] - tiny[w][0]) for w in workers}
+        cpu_per_mb = {w: (run[w][1] - tiny[w][1]) / scale_mb for w in workers}
+        peer_scaling = 2 * peer_walls[1] / peer_walls[2]  # each of the 2 processes encodes all the docs
+        rows.append(Row(
+            "prepare", "--workers 2 vs 1 (rate ratio)", rate[2] / rate[1], peer_scaling, "x",
+            goal="ratio >= 0.9", detail=f"steady state, --threads 0, 4 equal sources, {scale_mb:.0f} MB: "
+            f"{rate[1]:.1f} -> {rate[2]:.1f} MB/s, CPU s/MB {cpu_per_mb[1]:.3f} -> {cpu_per_mb[2]:.3f}; "
+            f"peer: tiktoken alone in 2 processes vs 1 (what this machine gives; ideal 2.0); os.cpu_count()="
+            f"{os.cpu_count()}, load {os.getloadavg()[0]:.1f}"))
 
         small, rss = 0.5 if quick else 4.0, {}  # peak RSS of the CLI: 10x the sources, one 10x larger source
         for name, n_sources, size in (("one", 1, small), ("ten", 10, small), ("big", 1, 10 * small)):
             make_pairs(tmp / name, n_sources, size)
-            rss[name] = cli(name)[1]
+            rss[name] = cli(name, "--threads", 1)[1]
     return rows + [Row("prepare", "peak RSS, 10x input as 10x sources", rss["ten"], rss["one"], "MB",
                        lower_is_better=True, goal="ratio >= 0.8, ours < 1000",
                        detail=f"peer: the same CLI on 1 source of {small:g} MB"),

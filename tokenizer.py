@@ -18,6 +18,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import numpy as np
 import regex
 import tiktoken
 
@@ -183,6 +184,22 @@ class Tokenizer:
             for ids in out:
                 ids.append(self.eos_id)
         return out
+
+    def encode_array(self, s: str, bos=False, eos=False) -> np.ndarray:
+        """encode() of plain text as a uint32 array that never becomes Python ints: tiktoken's buffer
+        path is ~1.4x faster than encode_ordinary and releases the GIL (prepare_mala.py's encoder)."""
+        if not isinstance(s, str):
+            raise TypeError(f"encode_array expects str, got {type(s).__name__}")
+        parts = [np.array([self.bos_id], dtype=np.uint32)] if bos else []
+        try:  # allowed and disallowed specials empty: special-token text is plain text, as in encode_ordinary
+            parts += [self.model.encode_to_numpy(piece, disallowed_special=())
+                      for piece in (split_long(s) if len(s) > MAX_NO_WHITESPACES_CHARS else (s,))]
+        except UnicodeEncodeError:  # lone surrogates (JSON "\\ud800"): U+FFFD, as tiktoken's encode does
+            fixed = s.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+            return self.encode_array(fixed, bos, eos)
+        if eos:
+            parts.append(np.array([self.eos_id], dtype=np.uint32))
+        return np.concatenate(parts) if len(parts) != 1 else parts[0]
 
     def decode(self, ids) -> str:
         """Invalid UTF-8 (a multi-byte character cut between tokens) decodes to U+FFFD, as Meta's."""

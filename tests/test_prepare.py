@@ -325,6 +325,9 @@ def test_workers_and_shards_match_the_plain_run(inputs, small_tok, tmp_path):
     run(root, tmp_path / "one", small_tok)
     run(root, tmp_path / "two", small_tok, "--workers", 2)
     assert tree(tmp_path / "two") == tree(tmp_path / "one")
+    for threads in (0, 3):  # encoding on the worker's thread, or on 3 encoder threads
+        run(root, tmp_path / f"threads{threads}", small_tok, "--threads", threads, "--batch-docs", 2)
+        assert tree(tmp_path / f"threads{threads}") == tree(tmp_path / "one")
     sharded = tmp_path / "sharded"
     part0 = run(root, sharded, small_tok, "--shard", "0/2")
     part1 = run(root, sharded, small_tok, "--shard", "1/2")
@@ -369,6 +372,7 @@ def test_llama3_ids_above_65535_survive_the_bin(tmp_path, llama3_tokenizer_path)
     ("გამარჯობა", "kat_Geor", True), ("Բարեւ", "hye_Armn", True), ("வணக்கம்", "tam_Taml", True),
     ("Γειά σου", "ell_Grek", True), ("Γειά σου", "eng_Latn", False),
     ("1234 !?", "rus_Cyrl", True),                               # no letters: nothing to judge
+    ("Plain ASCII", "eng_Latn", True), ("Plain ASCII", "rus_Cyrl", False),  # the ASCII shortcut
     ("𐐐𐐯𐑊𐐬", "eng_Dsrt", True), ("anything", "abc_Qaaa", True),  # unknown suffix: never dropped
 ])
 def test_script_recognition(text, code, ok):
@@ -427,3 +431,12 @@ def test_rerun_with_other_options_redoes_the_sources(inputs, small_tok, tmp_path
     run(root, out, small_tok, "--group-size", 4)
     assert "(5 of 6 sources were complete already and kept)" in capsys.readouterr().out
     assert tree(out) == tree(tmp_path / "fresh")
+
+
+@pytest.mark.parametrize("template", ["[{code}]: {text}", "{text}", "<{code}>{text}</{code}> {{x}}",
+                                      "{text!r}", "{text:>30}", "{text:.3}", "{text} / {text}", "{code}",
+                                      "{text} {text[0]}", "\0{text}\0"])
+def test_text_formatter_equals_str_format(template):
+    fmt = pm.text_formatter(template, "fra_Latn")
+    for text in ("Le chat dort.", "{code} {text} {{x}}", "\0 \\ é 東京", "12"):
+        assert fmt(text) == template.format(code="fra_Latn", text=text)

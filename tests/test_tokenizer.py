@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import regex
 from babel import Locale
@@ -137,6 +138,7 @@ def test_llama3_special_text_is_plain_unless_allowed(llama3_tokenizer_path):
     plain = tok.encode(s)
     assert max(plain) < 128000 and len(plain) > 3 and tok.decode(plain) == s
     assert tok.encode_batch([s]) == [plain]
+    assert tok.encode_array(s).tolist() == plain and tok.encode_array(s).dtype == np.uint32
     only_eot = tok.encode(s, allowed_special={"<|eot_id|>"})
     assert only_eot[-1] == 128009 and max(only_eot[:-1]) < 128000
     assert tok.decode(only_eot) == s
@@ -153,6 +155,8 @@ def test_llama3_roundtrip_multilingual(llama3_tokenizer_path, texts):
         # Same pieces <=> encoding piece by piece gives the same ids.
         assert [i for piece in regex.findall(PAT_STR, s) for i in tok.encode(piece)] == ids
     assert tok.encode_batch(texts, bos=True, eos=True) == [[tok.bos_id, *ids, tok.eos_id] for ids in encoded]
+    arrays = [tok.encode_array(s, bos=True, eos=True).tolist() for s in texts]
+    assert arrays == [[tok.bos_id, *ids, tok.eos_id] for ids in encoded]
 
 
 _LLAMA3 = {}
@@ -190,6 +194,10 @@ def test_long_input_is_split_and_roundtrips(trained):
     assert ids == [i for piece in split_long(s) for i in trained.encode(piece)]
     assert trained.decode(ids) == s
     assert trained.encode_batch(["x", s]) == [trained.encode("x"), ids]
+    assert trained.encode_array(s, eos=True).tolist() == ids + [trained.eos_id]
+    assert trained.encode_array("").tolist() == [] and trained.encode_array("", bos=True).tolist() == [1024]
+    lone_surrogate = "ok \ud800 é"  # JSON allows "\\ud800"; tiktoken encodes it as U+FFFD
+    assert trained.encode_array(lone_surrogate).tolist() == trained.encode(lone_surrogate)
 
 
 # ---------------------------------------------------------------------------------------------------
