@@ -529,8 +529,9 @@ def bench_evaluate(quick: bool) -> list[Row]:
     rows = []
     for shape, items in shapes.items():
         one_choice_per_forward(model, tok, items[:2])  # warm-up
-        t_packed, packed = timed(lambda it=items: evaluate.score_choices(model, tok, it, batch_size=8))
-        t_naive, naive = timed(lambda it=items: one_choice_per_forward(model, tok, it))
+        (t_packed, packed), (t_naive, naive) = timed_interleaved(
+            lambda it=items: evaluate.score_choices(model, tok, it, batch_size=8),
+            lambda it=items: one_choice_per_forward(model, tok, it), repeats=2, warmup=False)
         max_diff = max(abs(a - b) for p, q in zip(packed, naive) for a, b in zip(p, q))
         n, context = 4 * len(items), sum(len(tok.encode(it.context)) for it in items) / len(items)
         rows.append(Row("evaluate", f"{shape}-shaped MC, packed x 4 choices", n / t_packed, n / t_naive,
@@ -544,9 +545,10 @@ def bench_evaluate(quick: bool) -> list[Row]:
                                       "eng_Latn", "fra_Latn", 0, "eng_Latn", "fra_Latn")
     args = SimpleNamespace(max_new_tokens=new_tokens, temperature=0.0, top_p=1.0, seed=0, batch_size=16)
     evaluate.generate_lines(model, tok, prompts[:2], args, "warm-up")
-    t_batched, batched = timed(lambda: evaluate.generate_lines(model, tok, prompts, args, "b"))
-    args.batch_size = 1
-    t_single, single = timed(lambda: evaluate.generate_lines(model, tok, prompts, args, "b"))
+    one_at_a_time = SimpleNamespace(**{**vars(args), "batch_size": 1})
+    (t_batched, batched), (t_single, single) = timed_interleaved(
+        lambda: evaluate.generate_lines(model, tok, prompts, args, "b"),
+        lambda: evaluate.generate_lines(model, tok, prompts, one_at_a_time, "b"), repeats=2, warmup=False)
     same = sum(a == b for a, b in zip(batched, single))
     return rows + [Row("evaluate", "translation, batch 16 vs 1", n_sentences / t_batched,
                        n_sentences / t_single, "sent/s", goal="ratio >= 4", detail=f"{n_sentences} 3-shot "
