@@ -257,7 +257,7 @@ class Llama(nn.Module):
         slots = torch.arange(start_pos, start_pos + idx.shape[1], device=idx.device)
         return self._logits(idx, cos.unsqueeze(1), sin.unsqueeze(1), mask.unsqueeze(1), slots, last_only)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def generate(self, prompts: list[list[int]], max_new_tokens: int, temperature: float = 0.0,
                  top_p: float = 1.0, stop_tokens: Sequence[int] = (), generator=None,
                  include_stop: bool = False, compile: bool = False) -> list[list[int]]:
