@@ -277,6 +277,8 @@ def test_bad_input_stops_with_an_error_naming_it(tmp_path, small_tok):
 
     args = ["--input", tmp_path, "--out", out, "--tokenizer", small_tok]
     assert "--shard 2/2: expected i/n" in error_of(*args, "--shard", "2/2")
+    for bad in (["--threads", -1], ["--workers", 0], ["--group-size", 0]):
+        assert "--group-size and --workers must be >= 1, --threads >= 0" in error_of(*args, *bad)
     assert "--tokenizer nope.model: no such file" in error_of("--input", tmp_path, "--out", out,
                                                               "--tokenizer", "nope.model")
 
