@@ -95,7 +95,8 @@ def rope_cos_sin(args: ModelArgs, positions: torch.Tensor) -> tuple[torch.Tensor
     first half of sin is negated, for apply_rope. Computed on the fly (a few tiny ops): no buffer to
     re-create after building on the meta device."""
     freqs = positions.float()[..., None] * rope_inv_freq(args, positions.device)
-    return torch.cat((freqs, freqs), dim=-1).cos(), torch.cat((-freqs.sin(), freqs.sin()), dim=-1)
+    sin = freqs.sin()
+    return torch.cat((freqs, freqs), dim=-1).cos(), torch.cat((-sin, sin), dim=-1)
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor) -> torch.Tensor:

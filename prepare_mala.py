@@ -472,18 +472,18 @@ def process_source(job: SourceJob, opts: Options, progress=lambda n: None) -> di
         if opts.threads == 0:  # one core per worker: the mode for as many workers as cores
             for batch in batches:
                 write(encode([text for _, text, _, _ in batch]), batch)
-        # else batch k is encoded on the pool's threads while this one cleans batch k+1. tiktoken's Rust
-        # core releases the GIL, but each call needs it back from the cleaning thread: one encoder thread
-        # gains little, two on two cores ~1.4x (bench.py)
-        with ThreadPoolExecutor(max(opts.threads, 1)) as encoder:
-            for batch in batches:
-                texts, step = [text for _, text, _, _ in batch], -(-len(batch) // opts.threads)
-                futures = [encoder.submit(encode, texts[i:i + step]) for i in range(0, len(texts), step)]
+        else:  # batch k is encoded on the pool's threads while this one cleans batch k+1. tiktoken's Rust
+            # core releases the GIL, but each call needs it back from the cleaning thread: one encoder
+            # thread gains little, two on two cores ~1.3x (bench.py)
+            with ThreadPoolExecutor(opts.threads) as encoder:
+                for batch in batches:
+                    texts, step = [text for _, text, _, _ in batch], -(-len(batch) // opts.threads)
+                    futures = [encoder.submit(encode, texts[i:i + step]) for i in range(0, len(texts), step)]
+                    if pending:
+                        write([ids for future in pending[0] for ids in future.result()], pending[1])
+                    pending = (futures, batch)
                 if pending:
                     write([ids for future in pending[0] for ids in future.result()], pending[1])
-                pending = (futures, batch)
-            if pending:
-                write([ids for future in pending[0] for ids in future.result()], pending[1])
         for f in (train, val):  # no fsync: a file lost to a power cut fails the size/sha256 check: redone
             f.file.close()
             os.replace(f.tmp, f.path)
