@@ -59,6 +59,7 @@ CONTROL_RE = re.compile(r"[\x00-\x08\x0e-\x1b\x7f\ufeff]")  # C0 controls (not w
 STR_OR_NONE = {str, type(None)}
 JSON_DECODER = json.JSONDecoder()
 TEST_SLEEP_ENV = "PREPARE_MALA_TEST_SLEEP"  # test hook: seconds to sleep after every encoded batch
+_TEST_SLEEP = float(os.environ.get(TEST_SLEEP_ENV, 0))  # read once, not per batch
 _PROGRESS_QUEUE = None  # set in each worker process by _init_worker
 
 
@@ -236,7 +237,7 @@ def read_jsonl(path: str, kind: str, report, progress):
             line = _decode(raw, path, lineno, report)
             if line is None or not line.strip():
                 continue
-            try:  # raw_decode: json.loads without its wrapper, ~2x faster on short lines
+            try:  # raw_decode after lstrip: any Unicode whitespace around the object is allowed
                 row, end = JSON_DECODER.raw_decode(line, len(line) - len(line.lstrip()))
                 if line[end:].strip():
                     raise json.JSONDecodeError("Extra data", line, end) from None
@@ -461,7 +462,8 @@ def process_source(job: SourceJob, opts: Options, progress=lambda n: None) -> di
     def write(arrays, docs):
         for ids, (held_out, _, n_units, n_words) in zip(arrays, docs, strict=True):
             (val if held_out else train).add(ids, n_units, n_words)
-        time.sleep(float(os.environ.get(TEST_SLEEP_ENV, 0)))
+        if _TEST_SLEEP:
+            time.sleep(_TEST_SLEEP)
 
     def encode(texts):
         return [tok.encode_array(text, bos=True, eos=True) for text in texts]

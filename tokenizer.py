@@ -173,7 +173,7 @@ class Tokenizer:
         for i, s in enumerate(texts):
             if not isinstance(s, str):
                 raise TypeError(f"encode_batch: texts[{i}] is {type(s).__name__}, not str")
-            for piece in split_long(s) if len(s) > MAX_NO_WHITESPACES_CHARS else (s,):
+            for piece in split_long(s):
                 pieces.append(piece)
                 owner.append(i)
         encoded = self.model.encode_ordinary_batch(pieces, num_threads=num_threads)
@@ -192,8 +192,7 @@ class Tokenizer:
             raise TypeError(f"encode_array expects str, got {type(s).__name__}")
         parts = [np.array([self.bos_id], dtype=np.uint32)] if bos else []
         try:  # allowed and disallowed specials empty: special-token text is plain text, as in encode_ordinary
-            parts += [self.model.encode_to_numpy(piece, disallowed_special=())
-                      for piece in (split_long(s) if len(s) > MAX_NO_WHITESPACES_CHARS else (s,))]
+            parts += [self.model.encode_to_numpy(piece, disallowed_special=()) for piece in split_long(s)]
         except UnicodeEncodeError:  # lone surrogates (JSON "\\ud800"): U+FFFD, as tiktoken's encode does
             fixed = s.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
             return self.encode_array(fixed, bos, eos)
