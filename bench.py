@@ -3,7 +3,7 @@ Every speed and memory benchmark, each against a peer run in the same process (t
 raw tiktoken for preparation and encoding, naive scoring for evaluation, nanoGPT's get_batch for the mix,
 a plain PyTorch loop for training), ending in one table. Goals live here, never in timed tests.
 
-    python bench.py [--quick] [--only model,mix,...] [--json rows.json] [--threads 1]
+    python bench.py [--quick] [--only model,mix,...] [--json rows.json] [--threads 1] [--tokenizer PATH]
 
 --quick: < 2 minutes on an idle 2-core machine. One torch thread by default: on a shared 2-core box,
 OpenMP barriers with 2 threads made tiny matmuls ~20x slower and the ratios meaningless.
@@ -11,6 +11,7 @@ OpenMP barriers with 2 threads made tiny matmuls ~20x slower and the ratios mean
 
 import argparse
 import contextlib
+import hashlib
 import io
 import itertools
 import json
@@ -25,7 +26,6 @@ import time
 import traceback
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from types import SimpleNamespace
 
 os.environ.setdefault("TQDM_DISABLE", "1")  # before the imports below: no progress bars inside timings
 
@@ -34,7 +34,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
-LLAMA3 = ROOT.parent / "shared" / "llama3" / "tokenizer.model"
+LLAMA3 = None  # --tokenizer: Meta's Llama 3 tokenizer.model for the tokenizer and prepare benchmarks
 OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
 
 
@@ -133,8 +133,8 @@ def cldr_text(n_chars: int, seed: int = 0, splice: bool = False) -> list[str]:
 
 
 def tokenizer_file(tmp: Path) -> tuple[Path, str]:
-    """Meta's Llama 3 tokenizer when present, else a small BPE trained here; the name says which."""
-    if LLAMA3.exists():
+    """Meta's Llama 3 tokenizer when given (--tokenizer), else a small BPE trained here; says which."""
+    if LLAMA3 is not None:
         return LLAMA3, "llama3"
     from tokenizer import train_bpe
 
@@ -157,7 +157,7 @@ def demo_model(vocab_size: int, seed: int = 0):
 def bench_model(quick: bool) -> list[Row]:
     from transformers import LlamaForCausalLM  # bench-only oracle, never imported by runtime code
 
-    from model import save_hf
+    from checkpoint import save_hf
 
     ours = demo_model(2304).eval()  # the demo tokenizer's vocab (2048 base + 256 specials)
     with tempfile.TemporaryDirectory() as folder:
@@ -325,21 +325,16 @@ def bench_prepare(quick: bool) -> list[Row]:
         # vs tiktoken alone on the same texts with the pipeline's batching (10 pairs a document)
         texts, n_bytes = make_pairs(tmp / "thr", 4, 2.0 if quick else 5.0)
         opts, runs, mb = pm.Options("", str(tok_path)), itertools.count(), n_bytes / 1e6
-        pipeline = lambda threads: lambda: pm.prepare(
-            [str(tmp / "thr")], replace(opts, out=f"{tmp}/o{next(runs)}", threads=threads))
+        pipeline = lambda: pm.prepare([str(tmp / "thr")], replace(opts, out=f"{tmp}/o{next(runs)}"))
         docs = ["\n".join(texts[i:i + 20]) for i in range(0, len(texts), 20)]
-        tiktoken_only = lambda: [tok.model.encode_ordinary_batch(docs[i:i + opts.batch_docs], num_threads=1)
-                                 for i in range(0, len(docs), opts.batch_docs)]
-        (t_serial, _), (t_threads, _), (t_tik, _) = timed_interleaved(
-            pipeline(0), pipeline(2), tiktoken_only, repeats=2 if quick else 3)
-        cpu = {name: cpu_seconds(fn) for name, fn in (("threads", pipeline(2)), ("tik", tiktoken_only))}
+        tiktoken_only = lambda: [tok.model.encode_ordinary_batch(docs[i:i + 512], num_threads=1)
+                                 for i in range(0, len(docs), 512)]
+        (t_serial, _), (t_tik, _) = timed_interleaved(pipeline, tiktoken_only, repeats=2 if quick else 3)
+        cpu = {name: cpu_seconds(fn) for name, fn in (("ours", pipeline), ("tik", tiktoken_only))}
         peer = "peer: tiktoken encode_ordinary_batch, 1 thread"
         rows = [Row("prepare", f"MB/s per worker ({tok_name})", mb / t_serial, mb / t_tik, "MB/s",
-                    goal="ratio >= 0.8", detail=f"{mb:.1f} MB of pairs, 1 worker encoding on its own thread "
-                    f"(--threads 0): one core, as the peer; {peer}"),
-                Row("prepare", "MB/s, 1 worker + 2 encoder threads", mb / t_threads, mb / t_tik, "MB/s",
-                    detail=f"--threads 2 (the default for 1 worker on 2 cores); CPU time per MB: "
-                    f"{cpu['threads'] / mb:.3f} s vs the peer's {cpu['tik'] / mb:.3f} s")]
+                    goal="ratio >= 0.8", detail=f"{mb:.1f} MB of pairs, 1 worker: one core, as the peer; "
+                    f"{peer}; CPU s/MB {cpu['ours'] / mb:.3f} vs {cpu['tik'] / mb:.3f}")]
 
         # workers: the steady-state rate, i.e. the wall of the CLI minus that of a tiny run with the same
         # workers (interpreter, imports, tokenizer load and worker start); fastest of 3 tries, interleaved
@@ -350,7 +345,7 @@ def bench_prepare(quick: bool) -> list[Row]:
         walls = {(name, workers): (float("inf"), 0.0) for name in ("tiny", scale_input) for workers in (1, 2)}
         peer_walls = {1: float("inf"), 2: float("inf")}
         for name, workers in list(walls) * 3:
-            wall, _, cpu_s = cli(name, "--workers", workers, "--threads", 0)
+            wall, _, cpu_s = cli(name, "--workers", workers)
             walls[name, workers] = min(walls[name, workers], (wall, cpu_s))
             if name != "tiny":
                 peer_wall = tiktoken_processes(tok_path, tmp / "docs.txt", workers)
@@ -361,7 +356,7 @@ def bench_prepare(quick: bool) -> list[Row]:
         peer_scaling = 2 * peer_walls[1] / peer_walls[2]  # each of the 2 processes encodes all the docs
         rows.append(Row(
             "prepare", "--workers 2 vs 1 (rate ratio)", rate[2] / rate[1], peer_scaling, "x",
-            goal="ratio >= 0.9", detail=f"steady state, --threads 0, 4 equal sources, {scale_mb:.0f} MB: "
+            goal="ratio >= 0.9", detail=f"steady state, 4 equal sources, {scale_mb:.0f} MB: "
             f"{rate[1]:.1f} -> {rate[2]:.1f} MB/s, CPU s/MB {cpu_per_mb[1]:.3f} -> {cpu_per_mb[2]:.3f}; "
             f"peer: tiktoken alone in 2 processes vs 1 (what this machine gives; ideal 2.0); os.cpu_count()="
             f"{os.cpu_count()}, load {os.getloadavg()[0]:.1f}"))
@@ -369,7 +364,7 @@ def bench_prepare(quick: bool) -> list[Row]:
         small, rss = 0.5 if quick else 4.0, {}  # peak RSS of the CLI: 10x the sources, one 10x larger source
         for name, n_sources, size in (("one", 1, small), ("ten", 10, small), ("big", 1, 10 * small)):
             make_pairs(tmp / name, n_sources, size)
-            rss[name] = cli(name, "--threads", 1)[1]
+            rss[name] = cli(name)[1]
     return rows + [Row("prepare", "peak RSS, 10x input as 10x sources", rss["ten"], rss["one"], "MB",
                        lower_is_better=True, goal="ratio >= 0.8, ours < 1000",
                        detail=f"peer: the same CLI on 1 source of {small:g} MB"),
@@ -397,9 +392,10 @@ def make_sparse_sources(root: Path, n_tokens: int) -> None:
         sources[name] = {"kind": "bi", "langs": name.split("-"), "bin": f"{name}.bin", "sha256": None,
                          "val_bin": f"{name}.val.bin", **counts, "n_tokens": size, "n_words": n_words,
                          "val": {**counts, "n_tokens": 100, "n_words": 30}}
-    tokenizer = {"path": "-", "sha256": "0" * 64, "eos_id": 1}
-    (root / "index.json").write_text(json.dumps({"format": 1, "dtype": "uint32", "tokenizer": tokenizer,
-                                                 "sources": sources}))
+    (root / "tokenizer.model").write_bytes(b"-\n")
+    tokenizer = {"file": "tokenizer.model", "sha256": hashlib.sha256(b"-\n").hexdigest(), "eos_id": 1}
+    (root / "index.json").write_text(json.dumps({"format": 2, "dtype": "uint32", "complete": True,
+                                                 "tokenizer": tokenizer, "sources": sources}))
 
 
 def nanogpt_get_batch(bins, n_tokens, cdf, rng, batch_size, block_size):
@@ -416,6 +412,7 @@ def nanogpt_get_batch(bins, n_tokens, cdf, rng, batch_size, block_size):
 
 def bench_mix(quick: bool) -> list[Row]:
     import mix
+    import sampler
 
     block, batch = 8192, 8
     n_tokens, n_batches = (20_000, 300) if quick else (200_000, 2_000)
@@ -424,7 +421,7 @@ def bench_mix(quick: bool) -> list[Row]:
         make_sparse_sources(root, n_tokens)
         doc, _ = mix.build_mix([root], mix.load_config(ROOT / "config" / "mix_bi.py"), root / "mix.json")
         (root / "mix.json").write_text(json.dumps(doc))
-        t_open, m = timed(lambda: mix.Mixture(root / "mix.json", block_size=block, seed=0))
+        t_open, m = timed(lambda: sampler.Mixture(root / "mix.json", block_size=block, seed=0))
         t_map, _ = timed(lambda: [m._tokens(k) for k in range(N_SOURCES)])
         for k in range(N_SOURCES):  # fault every page in: the warm (page-cache) case
             m._tokens(k).sum()
@@ -452,16 +449,19 @@ def bench_train(quick: bool) -> list[Row]:
     import mix
     import prepare_mala
     import train
-    from mix import Mixture
+    from sampler import Mixture
+    from tokenizer import train_bpe
 
     block, batch = 256, 8
     steps, rounds = (3, 2) if quick else (8, 3)
     with tempfile.TemporaryDirectory() as tmp:
-        # real data, made the way demo.py makes it, at a few locales: its 2048-rank BPE is the demo's vocab
+        # pairs of the prepare benchmark through the real pipeline, with a 2048-rank BPE (the demo's size)
         data, mix_json = Path(tmp) / "data", Path(tmp) / "mix.json"
+        texts = make_pairs(Path(tmp) / "in", 4, 0.5)[0]
+        train_bpe(texts, 2048, Path(tmp) / "tokenizer.model")
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            prepare_mala.main(["--demo", "--out", str(data), "--vocab-size", "2048", "--demo-locales",
-                               "en", "fr", "es", "ru", "zh", "ar", "de", "sw", "yo", "ig"])
+            prepare_mala.main(["--input", f"{tmp}/in", "--out", str(data), "--tokenizer",
+                               f"{tmp}/tokenizer.model"])
             mix.main([str(data), "--config", str(Path(__file__).parent / "config" / "mix_demo_bi.py"),
                       "--out", str(mix_json)])
         model = demo_model(json.loads((data / "index.json").read_text())["tokenizer"]["n_vocab"])
@@ -477,7 +477,8 @@ def bench_train(quick: bool) -> list[Row]:
         plain, ours = float("inf"), 0.0
         for r in range(rounds):  # alternate the two, best step of all rounds: the CPU is shared and noisy
             plain = min(plain, timed(plain_step, steps - 1, warmup=True)[0])
-            train.main([f"--mix={mix_json}", "--model=demo", f"--block_size={block}", f"--batch_size={batch}",
+            train.main([f"--mix={mix_json}", "--model=demo", f"--block_size={block}",
+                        f"--global_batch_size={batch}", f"--micro_batch_size={batch}",
                         f"--max_steps={steps}", "--eval_interval=0", "--ckpt_interval=0", "--export_hf=False",
                         "--device=cpu", "--dtype=float32", f"--out_dir={tmp}/out{r}"])
             log = [json.loads(line) for line in Path(f"{tmp}/out{r}/log.jsonl").read_text().splitlines()]
@@ -500,7 +501,7 @@ def one_choice_per_forward(model, tok, items) -> list[list[float]]:
     for item in items:
         context, row = tok.encode(item.context, bos=True), []
         for choice in item.choices:
-            ids = tok.encode(choice)
+            ids = tok.encode(" " + choice)
             logp = model(torch.tensor([context + ids]))[0][0, len(context) - 1:-1].log_softmax(-1)
             row.append(logp.gather(1, torch.tensor(ids)[:, None]).sum().item())
         scores.append(row)
@@ -509,6 +510,7 @@ def one_choice_per_forward(model, tok, items) -> list[list[float]]:
 
 def bench_evaluate(quick: bool) -> list[Row]:
     import evaluate
+    from tasks import MCItem, flores_prompts
     from tokenizer import train_bpe
 
     rng = random.Random(0)
@@ -521,11 +523,9 @@ def bench_evaluate(quick: bool) -> list[Row]:
     # belebele: passage + question + 4 listed answers, letter choices (lm-eval's format); arc: 4 answers
     passage = lambda: ("P: " + " ".join(sentence(15) for _ in range(6)) + f"\nQ: {sentence(8)}\n"
                        + "".join(f"{c}: {sentence(5)}\n" for c in "ABCD") + "Answer:")
-    shapes = {"belebele": [evaluate.MCItem(passage(), [" A", " B", " C", " D"], 0)
-                           for _ in range(n_questions)],
-              "arc": [evaluate.MCItem(f"Question: {sentence(15)}\nAnswer:",
-                                      [" " + sentence(rng.randint(3, 8)) for _ in range(4)], 0)
-                      for _ in range(n_questions)]}
+    shapes = {"belebele": [MCItem(passage(), ["A", "B", "C", "D"], 0) for _ in range(n_questions)],
+              "arc": [MCItem(f"Question: {sentence(15)}\nAnswer:",
+                             [sentence(rng.randint(3, 8)) for _ in "abcd"], 0) for _ in range(n_questions)]}
     rows = []
     for shape, items in shapes.items():
         one_choice_per_forward(model, tok, items[:2])  # warm-up
@@ -540,15 +540,14 @@ def bench_evaluate(quick: bool) -> list[Row]:
                         f"{max_diff:.1e}"))
 
     dev = [(sentence(12), sentence(12)) for _ in range(20)]
-    prompts = evaluate.flores_prompts([d[0] for d in dev], [d[1] for d in dev],
-                                      [sentence(rng.randint(8, 16)) for _ in range(n_sentences)],
-                                      "eng_Latn", "fra_Latn", 0, "eng_Latn", "fra_Latn")
-    args = SimpleNamespace(max_new_tokens=new_tokens, temperature=0.0, top_p=1.0, seed=0, batch_size=16)
-    evaluate.generate_lines(model, tok, prompts[:2], args, "warm-up")
-    one_at_a_time = SimpleNamespace(**{**vars(args), "batch_size": 1})
+    prompts = flores_prompts([d[0] for d in dev], [d[1] for d in dev],
+                             [sentence(rng.randint(8, 16)) for _ in range(n_sentences)],
+                             "eng_Latn", "fra_Latn", 0, "eng_Latn", "fra_Latn")
+    evaluate.generate_lines(model, tok, prompts[:2], new_tokens, batch_size=16)  # warm-up
     (t_batched, batched), (t_single, single) = timed_interleaved(
-        lambda: evaluate.generate_lines(model, tok, prompts, args, "b"),
-        lambda: evaluate.generate_lines(model, tok, prompts, one_at_a_time, "b"), repeats=2, warmup=False)
+        lambda: evaluate.generate_lines(model, tok, prompts, new_tokens, batch_size=16),
+        lambda: evaluate.generate_lines(model, tok, prompts, new_tokens, batch_size=1), repeats=2,
+        warmup=False)
     same = sum(a == b for a, b in zip(batched, single))
     return rows + [Row("evaluate", "translation, batch 16 vs 1", n_sentences / t_batched,
                        n_sentences / t_single, "sent/s", goal="ratio >= 4", detail=f"{n_sentences} 3-shot "
@@ -567,7 +566,11 @@ def main(argv=None) -> None:
     parser.add_argument("--only", default=",".join(AREAS), help=f"comma-separated, of: {', '.join(AREAS)}")
     parser.add_argument("--json", help="also write the rows to this JSON file")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1, see above)")
+    parser.add_argument("--tokenizer", type=Path, help="Meta's Llama 3 tokenizer.model for the tokenizer and "
+                        "prepare benchmarks (default: a 4k BPE trained here)")
     args = parser.parse_args(argv)
+    global LLAMA3
+    LLAMA3 = args.tokenizer
     areas = [a.strip() for a in args.only.split(",") if a.strip()]
     if not areas or any(a not in AREAS for a in areas):
         raise SystemExit(f"bench.py: --only {args.only!r}: choose areas from {', '.join(AREAS)}")

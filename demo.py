@@ -4,7 +4,9 @@
     python demo.py --fresh      # start over (deletes data/demo and out/demo_*)
 
 Stages (each one is a plain command of this repository, printed before it runs):
-  prepare   prepare_mala.py --demo            CLDR strings -> MaLA folders -> BPE tokenizer -> tokens
+  corpus    cldr_corpus.py                    CLDR strings -> MaLA folders + FLORES-style held-out files
+  tokenizer (in demo.py)                      a BPE trained on the pseudo-documents the model will see
+  prepare   prepare_mala.py                   MaLA folders -> tokens
   mix       mix.py x3                         base (six big languages), Mix 1 (Bi), Mix 2 (Mono)
   base      train.py config/demo_base.py      a tiny Llama pre-trained from scratch
   bi, mono  train.py config/demo_{bi,mono}.py continual pre-training from the base on each mix
@@ -21,9 +23,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
+from common import write_atomic
+from evaluate import load_tiers
 from mix import TIERS
+from prepare_mala import Options, discover, iter_documents
+from tokenizer import train_bpe
 
 ROOT = Path(__file__).resolve().parent
 
@@ -34,7 +39,8 @@ ROOT = Path(__file__).resolve().parent
 #   compare); Bi - Mono chrF++ was the same within noise (+1.4 / +2.0 X->eng / eng->X vs +1.5 / +1.7).
 # - --vocab-size 2048: the output layer is then a sixth of the dim-128 model's FLOPs instead of a third
 #   (4096 ranks), and CLDR names (mostly short, rare words) are spelled in smaller pieces.
-PREPARE_OPTIONS = ["--directions", "random", "--vocab-size", "2048"]
+PREPARE_OPTIONS = ["--directions", "random", "--workers", "2"]
+VOCAB_SIZE = 2048
 # Evaluation: 219 languages x 2 directions x 50 lines is ~20 minutes per model on 2 cores; a fixed subset
 # (EVAL_LANGS_PER_TIER evenly spaced FLORES languages of each tier, 60 in all) x 25 devtest lines x 2
 # directions takes ~20 s per model. Names are short: 24 new tokens are plenty (generation stops at the
@@ -67,9 +73,7 @@ def run_stage(name, cmd, done: Path, env=None):
 def eval_languages(data: Path, per_tier: int) -> list[str]:
     """A fixed, spread-out subset of the FLORES languages: per_tier evenly spaced codes (sorted) of each
     tier of Mix 1 (all of a smaller tier), so the lowest evaluated tier counts as much as the highest."""
-    from evaluate import load_tiers  # the tier of a language exactly as evaluate.py reports it
-
-    tiers = load_tiers(SimpleNamespace(tier_map=None, index=str(data / "mix_bi.json"), centre="eng_Latn"))
+    tiers = load_tiers(index=str(data / "mix_bi.json"))  # the tier of a language as evaluate.py reports it
     by_tier = {}
     for path in sorted((data / "flores" / "devtest").glob("*.devtest")):
         lang = path.name.split(".")[0]
@@ -77,6 +81,14 @@ def eval_languages(data: Path, per_tier: int) -> list[str]:
             by_tier.setdefault(tiers[lang], []).append(lang)
     return sorted({langs[i * len(langs) // per_tier] for langs in by_tier.values()
                    for i in range(min(per_tier, len(langs)))})
+
+
+def train_tokenizer(data: Path, vocab_size: int, path: Path) -> None:
+    """A BPE trained on the demo's documents exactly as the model will see them (language tags included)."""
+    opts, quiet = Options(out=str(data), tokenizer="", directions="random"), lambda *_, **__: None
+    jobs = discover([str(data / "raw" / "bi"), str(data / "raw" / "mono")])
+    docs = (doc for job in jobs for _, doc, _, _ in iter_documents(job, opts, quiet, quiet))
+    train_bpe(docs, vocab_size, path)
 
 
 def read_log(path: Path):
@@ -113,11 +125,17 @@ def main():
     py = sys.executable
     t_start = time.time()
     overrides = [] if not args.quick else ["--model='tiny'", "--max_steps=4", "--eval_interval=2",
-                                           "--eval_batches=1", "--ckpt_interval=4", "--warmup_steps=1"]
+                                           "--eval_sequences=4", "--ckpt_interval=4", "--warmup_steps=1"]
     # --quick: the base mix's six languages and a few others, and a tokenizer to match that small corpus
-    quick_corpus = ["--demo-locales", *QUICK_LOCALES, "--vocab-size", "512"] if args.quick else []
-    run_stage("prepare", [py, "prepare_mala.py", "--demo", *PREPARE_OPTIONS, *quick_corpus, "--out", data],
-              data / "index.json")
+    quick_corpus = ["--locales", *QUICK_LOCALES] if args.quick else []
+    vocab_size = 512 if args.quick else VOCAB_SIZE
+    run_stage("corpus", [py, "cldr_corpus.py", data, *quick_corpus], data / "flores" / "languages.json")
+    tokenizer = data / "tokenizer.model"
+    if not tokenizer.exists():
+        print(f"[tokenizer] training a {vocab_size}-rank BPE on the demo's pseudo-documents -> {tokenizer}")
+        train_tokenizer(data, vocab_size, tokenizer)
+    run_stage("prepare", [py, "prepare_mala.py", "--input", data / "raw" / "bi", data / "raw" / "mono",
+                          "--out", data, "--tokenizer", tokenizer, *PREPARE_OPTIONS], data / "index.json")
     for mix in ("base", "bi", "mono"):
         run_stage(f"mix {mix}", [py, "mix.py", data, "--config", f"config/mix_demo_{mix}.py",
                                  "--out", data / f"mix_{mix}.json", "--plot", data / f"mix_{mix}.png"],
@@ -169,7 +187,7 @@ def report(runs: dict, path: Path, stage_times: dict):
     lines += ["", "## Stage times (this invocation; reused stages are not listed)", "",
               "| stage | seconds |", "|---|---:|"] + [f"| {k} | {v:.0f} |" for k, v in stage_times.items()]
     text = "\n".join(lines) + "\n"
-    write_text(path, text)
+    write_atomic(path, text)
     print(text)
     plot(logs, scores, path.with_suffix(".png"))
 
@@ -180,12 +198,6 @@ def tier_sizes(results_path: Path) -> dict:
     for tier in tiers.values():
         sizes[tier] = sizes.get(tier, 0) + 1
     return sizes
-
-
-def write_text(path: Path, text: str):
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def plot(logs, scores, path: Path):

@@ -1,23 +1,18 @@
-"""Llama 3 / 3.1 / 3.2 in one file (gpt-fast / nanoGPT style), plus Hugging Face and Meta checkpoint I/O.
+"""Llama 3 / 3.1 / 3.2 in one file, gpt-fast / nanoGPT style: the model, RoPE (with 3.1 scaling), a
+static KV cache and batched generation. Reading and writing checkpoints lives in checkpoint.py.
 
-Layout: q/k heads use Hugging Face's "rotate_half" RoPE layout, so HF safetensors load without any
-permutation; Meta's consolidated.*.pth stores q/k rows interleaved and is un-permuted on load
-(the inverse of transformers' convert_llama_weights_to_hf.permute).
+q/k heads use Hugging Face's "rotate_half" RoPE layout, so HF safetensors load without any permutation.
 Parameter names follow Meta's reference (tok_embeddings, layers.N.attention.wq, feed_forward.w1, ...).
 """
 
-import json
 import math
-import os
-from collections.abc import Iterator, Sequence
+import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from safetensors import safe_open
-from safetensors.torch import save_file
 
 # Llama 3.1 RoPE scaling as in Meta's reference apply_scaling() and HF's config.json "rope_scaling".
 LLAMA31_ROPE_SCALING = dict(factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0,
@@ -187,17 +182,10 @@ class Llama(nn.Module):
         if self.args.tie_embeddings:
             self.output.weight = self.tok_embeddings.weight
 
-    def init_weights(self) -> None:
+    def init_weights(self, seed: int = 0) -> None:
         self.tie_weights()
-        std = 0.02  # HF LlamaConfig.initializer_range
         for name, p in self.named_parameters():
-            if p.dim() == 1:
-                nn.init.ones_(p)
-            elif name.endswith(("attention.wo.weight", "feed_forward.w2.weight")):
-                # GPT-2 / nanoGPT: scale residual-branch projections by 1/sqrt(2 * n_layers)
-                nn.init.normal_(p, 0.0, std / math.sqrt(2 * self.args.n_layers))
-            else:
-                nn.init.normal_(p, 0.0, std)
+            init_parameter(self.args, name, p.data, seed)
 
     def forward(self, idx, targets=None, *, positions=None, mask=None):
         if positions is None:
@@ -250,14 +238,6 @@ class Llama(nn.Module):
         for layer in self.layers:
             layer.attention.kv_cache = None
 
-    def forward_cached(self, idx, start_pos: int, positions, mask, last_only=False) -> torch.Tensor:
-        """Logits [B, T, V] (or [B, 1, V] with last_only) for idx placed at cache slots
-        start_pos..start_pos+T-1. positions [B, T] RoPE positions; mask [B, T, max_len] bool over all
-        the cache slots (True = may attend; slots not yet written must be False)."""
-        cos, sin = rope_cos_sin(self.args, positions)
-        slots = torch.arange(start_pos, start_pos + idx.shape[1], device=idx.device)
-        return self._logits(idx, cos.unsqueeze(1), sin.unsqueeze(1), mask.unsqueeze(1), slots, last_only)
-
     @torch.inference_mode()
     def generate(self, prompts: list[list[int]], max_new_tokens: int, temperature: float = 0.0,
                  top_p: float = 1.0, stop_tokens: Sequence[int] = (), generator=None,
@@ -309,6 +289,18 @@ class Llama(nn.Module):
         return [next((row[:j + keep] for j, tok in enumerate(row) if tok in stops), row) for row in new]
 
 
+def init_parameter(args: ModelArgs, name: str, tensor: torch.Tensor, seed: int) -> torch.Tensor:
+    """HF / nanoGPT init of one parameter from a generator of its own (seed, name): the same weights whether
+    the model is built whole or one full tensor at a time and sharded (train.py), on any number of ranks."""
+    if tensor.dim() == 1:
+        return tensor.fill_(1.0)  # RMSNorm weights
+    generator = torch.Generator(tensor.device).manual_seed(seed * 1_000_003 + zlib.crc32(name.encode()))
+    std = 0.02  # HF LlamaConfig.initializer_range
+    if name.endswith(("attention.wo.weight", "feed_forward.w2.weight")):
+        std /= math.sqrt(2 * args.n_layers)  # GPT-2 / nanoGPT: residual-branch projections
+    return tensor.normal_(0.0, std, generator=generator)
+
+
 def sample(logits: torch.Tensor, temperature: float, top_p: float, generator=None) -> torch.Tensor:
     """Next token per row from logits [B, V]: greedy at temperature 0, else nucleus (top-p) sampling."""
     if temperature <= 0:
@@ -320,279 +312,3 @@ def sample(logits: torch.Tensor, temperature: float, top_p: float, generator=Non
         sorted_probs[(sorted_probs.cumsum(dim=-1) - sorted_probs) > top_p] = 0.0
         probs = torch.zeros_like(probs).scatter_(-1, order, sorted_probs)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
-
-
-# ----------------------------------------------------------------------------------------------------
-# Checkpoint I/O: HF folders (config.json + safetensors) and Meta folders (params.json + consolidated.*.pth)
-
-
-class CheckpointError(ValueError):
-    """A checkpoint folder that cannot be used; the message names the file and the key."""
-
-
-# HF LlamaForCausalLM name -> our name (per layer: model.layers.N.<hf> -> layers.N.<ours>)
-HF_LAYER_NAMES = {
-    "self_attn.q_proj.weight": "attention.wq.weight", "self_attn.k_proj.weight": "attention.wk.weight",
-    "self_attn.v_proj.weight": "attention.wv.weight", "self_attn.o_proj.weight": "attention.wo.weight",
-    "mlp.gate_proj.weight": "feed_forward.w1.weight", "mlp.down_proj.weight": "feed_forward.w2.weight",
-    "mlp.up_proj.weight": "feed_forward.w3.weight", "input_layernorm.weight": "attention_norm.weight",
-    "post_attention_layernorm.weight": "ffn_norm.weight",
-}
-HF_TOP_NAMES = {"model.embed_tokens.weight": "tok_embeddings.weight", "model.norm.weight": "norm.weight",
-                "lm_head.weight": "output.weight"}
-
-
-def hf_to_ours(name: str) -> str | None:
-    if name in HF_TOP_NAMES:
-        return HF_TOP_NAMES[name]
-    parts = name.split(".", 3)  # model, layers, N, rest
-    if len(parts) == 4 and parts[:2] == ["model", "layers"] and parts[3] in HF_LAYER_NAMES:
-        return f"layers.{parts[2]}.{HF_LAYER_NAMES[parts[3]]}"
-    return None
-
-
-OURS_TOP_NAMES = {v: k for k, v in HF_TOP_NAMES.items()}
-OURS_LAYER_NAMES = {v: k for k, v in HF_LAYER_NAMES.items()}
-
-
-def ours_to_hf(name: str) -> str:
-    if name in OURS_TOP_NAMES:
-        return OURS_TOP_NAMES[name]
-    _, n, rest = name.split(".", 2)
-    return f"model.layers.{n}.{OURS_LAYER_NAMES[rest]}"
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{path}: cannot read JSON ({e})") from None
-
-
-def _folder(folder) -> Path:
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: checkpoint folder not found")
-    if not (folder / "config.json").exists() and not (folder / "params.json").exists():
-        raise FileNotFoundError(f"{folder}: neither config.json (Hugging Face) nor params.json (Meta) found")
-    return folder
-
-
-def _require(cfg: dict, key: str, path: Path):
-    if key not in cfg:
-        raise CheckpointError(f"{path}: key '{key}' missing")
-    return cfg[key]
-
-
-def read_config(folder) -> ModelArgs:
-    folder = _folder(folder)
-    if (folder / "config.json").exists():
-        return _read_hf_config(folder / "config.json")
-    return _read_meta_params(folder / "params.json")
-
-
-def _read_hf_config(path: Path) -> ModelArgs:
-    cfg = _read_json(path)
-    if cfg.get("model_type") != "llama" and "LlamaForCausalLM" not in (cfg.get("architectures") or []):
-        raise CheckpointError(f"{path}: key 'model_type' is {cfg.get('model_type')!r} "
-                              f"(architectures {cfg.get('architectures')}), expected 'llama'")
-    for key, expected in (("hidden_act", "silu"), ("attention_bias", False), ("mlp_bias", False)):
-        if cfg.get(key, expected) != expected:
-            raise CheckpointError(f"{path}: key '{key}' is {cfg[key]!r}, only {expected!r} is supported")
-    dim, n_heads = _require(cfg, "hidden_size", path), _require(cfg, "num_attention_heads", path)
-    if cfg.get("head_dim") not in (None, dim // n_heads):
-        raise CheckpointError(f"{path}: key 'head_dim' is {cfg['head_dim']}, expected hidden_size / heads")
-    # transformers >= 5 writes rope_parameters (with rope_theta inside); 4.x and Meta's HF repos write
-    # rope_theta + rope_scaling at top level
-    rope = cfg.get("rope_parameters") or cfg.get("rope_scaling") or {}
-    rope_type = rope.get("rope_type", rope.get("type", "default"))
-    if rope_type == "llama3":
-        key = "rope_parameters" if cfg.get("rope_parameters") else "rope_scaling"
-        scaling = {k: rope[k] for k in ROPE_SCALING_KEYS[:3] if k in rope}
-        missing = [k for k in ROPE_SCALING_KEYS[:3] if k not in scaling]
-        if missing:
-            raise CheckpointError(f"{path}: key '{key}.{missing[0]}' missing")
-        scaling["original_max_position_embeddings"] = rope.get(
-            "original_max_position_embeddings", cfg.get("max_position_embeddings", 8192))
-    elif rope_type == "default":
-        scaling = None
-    else:
-        raise CheckpointError(f"{path}: key 'rope_type' is {rope_type!r}, "
-                              "only 'llama3' and 'default' are supported")
-    return ModelArgs(
-        dim=dim, n_layers=_require(cfg, "num_hidden_layers", path), n_heads=n_heads,
-        n_kv_heads=cfg.get("num_key_value_heads") or n_heads, vocab_size=_require(cfg, "vocab_size", path),
-        ffn_dim=_require(cfg, "intermediate_size", path), norm_eps=cfg.get("rms_norm_eps", 1e-6),
-        rope_theta=rope.get("rope_theta", cfg.get("rope_theta", 10000.0)), rope_scaling=scaling,
-        max_seq_len=cfg.get("max_position_embeddings", 8192),
-        tie_embeddings=bool(cfg.get("tie_word_embeddings", False)))
-
-
-def _read_meta_params(path: Path) -> ModelArgs:
-    p = _read_json(path)
-    p = p.get("model", p)
-    dim = _require(p, "dim", path)
-    vocab = _require(p, "vocab_size", path)
-    if vocab <= 0:
-        raise CheckpointError(f"{path}: key 'vocab_size' is {vocab}, expected the tokenizer's size")
-    # Meta's FeedForward: hidden = int(2 * 4 * dim / 3), times ffn_dim_multiplier, rounded up to multiple_of
-    hidden = int(2 * 4 * dim / 3)
-    if p.get("ffn_dim_multiplier") is not None:
-        hidden = int(p["ffn_dim_multiplier"] * hidden)
-    multiple_of = p.get("multiple_of", 256)
-    hidden = multiple_of * ((hidden + multiple_of - 1) // multiple_of)
-    scaling = None
-    if p.get("use_scaled_rope"):
-        # Meta's apply_scaling() hard-codes factor 8; a params.json may override it
-        scaling = dict(LLAMA31_ROPE_SCALING, factor=float(p.get("rope_scaling_factor") or 8.0))
-    return ModelArgs(dim=dim, n_layers=_require(p, "n_layers", path), n_heads=_require(p, "n_heads", path),
-                     n_kv_heads=p.get("n_kv_heads") or p["n_heads"], vocab_size=vocab, ffn_dim=hidden,
-                     norm_eps=p.get("norm_eps", 1e-5), rope_theta=p.get("rope_theta", 500000.0),
-                     rope_scaling=scaling, max_seq_len=131072 if scaling else 8192)
-
-
-def _hf_shards(folder: Path) -> list[Path]:
-    if (folder / "model.safetensors").exists():  # same preference order as transformers
-        return [folder / "model.safetensors"]
-    index = folder / "model.safetensors.index.json"
-    if index.exists():
-        weight_map = _require(_read_json(index), "weight_map", index)
-        shards = [folder / f for f in dict.fromkeys(weight_map.values())]
-        for shard in shards:
-            if not shard.exists():
-                raise FileNotFoundError(f"{index}: shard {shard.name} listed in 'weight_map' not found")
-        return shards
-    raise FileNotFoundError(f"{folder}: neither model.safetensors nor model.safetensors.index.json found")
-
-
-def _meta_unpermute(w: torch.Tensor, n_heads: int) -> torch.Tensor:
-    # Meta interleaves each head's rotary pairs (x0, x1), (x2, x3), ...; HF's rotate_half layout holds the
-    # first halves then the second halves. Inverse of convert_llama_weights_to_hf.permute().
-    rows, cols = w.shape
-    return w.view(n_heads, rows // n_heads // 2, 2, cols).transpose(1, 2).reshape(rows, cols)
-
-
-def _meta_permute(w: torch.Tensor, n_heads: int) -> torch.Tensor:
-    """Our (HF) q/k layout -> Meta's interleaved layout (used to write Meta-format test fixtures)."""
-    rows, cols = w.shape
-    return w.view(n_heads, 2, rows // n_heads // 2, cols).transpose(1, 2).reshape(rows, cols)
-
-
-# Meta model-parallel shards: column-parallel weights split rows, row-parallel ones split columns
-META_CAT_DIM = {"wq": 0, "wk": 0, "wv": 0, "w1": 0, "w3": 0, "output": 0, "tok_embeddings": 0,
-                "wo": 1, "w2": 1}
-
-
-def _checkpoint_items(folder) -> Iterator[tuple[Path, str, torch.Tensor]]:
-    """(file, our name, tensor in our layout), one tensor at a time."""
-    folder = _folder(folder)
-    if (folder / "config.json").exists():
-        for shard in _hf_shards(folder):
-            try:
-                f = safe_open(str(shard), framework="pt")  # mmap: one tensor in RAM at a time
-            except Exception as e:
-                raise CheckpointError(f"{shard}: cannot read safetensors ({e})") from None
-            with f:
-                for key in f.keys():
-                    if key.endswith("rotary_emb.inv_freq"):  # stale buffer in old exports
-                        continue
-                    name = hf_to_ours(key)
-                    if name is None:
-                        raise CheckpointError(f"{shard}: unexpected key '{key}' for LlamaForCausalLM")
-                    yield shard, name, f.get_tensor(key)
-        return
-    args = read_config(folder)
-    shards = sorted(folder.glob("consolidated.*.pth"))
-    if not shards:
-        raise FileNotFoundError(f"{folder}: params.json but no consolidated.*.pth")
-    try:  # mmap: tensors are paged in on use, never all in RAM
-        loaded = [torch.load(s, map_location="cpu", mmap=True, weights_only=True) for s in shards]
-    except Exception as e:
-        raise CheckpointError(f"{folder}: cannot read consolidated.*.pth ({e})") from None
-    for key in loaded[0]:
-        if key == "rope.freqs":
-            continue
-        parts = [sd[key] for sd in loaded]
-        leaf = key.split(".")[-2]
-        if len(parts) > 1 and leaf in META_CAT_DIM:
-            w = torch.cat(parts, dim=META_CAT_DIM[leaf])
-        else:
-            w = parts[0]  # norms are replicated across model-parallel shards
-        if leaf == "wq":
-            w = _meta_unpermute(w, args.n_heads)
-        elif leaf == "wk":
-            w = _meta_unpermute(w, args.n_kv_heads)
-        yield shards[0], key, w
-
-
-def checkpoint_tensors(folder) -> Iterator[tuple[str, torch.Tensor]]:
-    for _, name, tensor in _checkpoint_items(folder):
-        yield name, tensor
-
-
-def load_hf(folder, device="cpu", dtype=None) -> Llama:
-    """Llama from an HF folder or a Meta consolidated folder. Built on the meta device and filled tensor
-    by tensor (assign), so an 8B checkpoint never sits in RAM twice."""
-    args = read_config(folder)
-    is_meta = not (Path(folder) / "config.json").exists()
-    with torch.device("meta"):
-        model = Llama(args)
-    expected = {n: p.shape for n, p in model.named_parameters(remove_duplicate=False)}
-    seen: dict[str, Path] = {}
-    for path, name, tensor in _checkpoint_items(folder):
-        if name not in expected:
-            raise CheckpointError(f"{path}: key '{name}' does not fit the config (n_layers={args.n_layers})")
-        if tuple(tensor.shape) != tuple(expected[name]):
-            raise CheckpointError(f"{path}: key '{name}' has shape {tuple(tensor.shape)}, "
-                                  f"config expects {tuple(expected[name])}")
-        module_name, _, leaf = name.rpartition(".")
-        t = tensor.to(device=device, dtype=dtype or tensor.dtype)
-        setattr(model.get_submodule(module_name), leaf, nn.Parameter(t, requires_grad=True))
-        seen[name] = path
-    if "output.weight" not in seen and not args.tie_embeddings and is_meta:
-        args.tie_embeddings = True  # Meta folder without an output matrix: tied (Llama 3.2)
-    if args.tie_embeddings:
-        expected.pop("output.weight")
-        seen.pop("output.weight", None)
-        model.tie_weights()
-    missing = [n for n in expected if n not in seen]
-    if missing:
-        files = sorted({str(p) for p in seen.values()}) or [str(folder)]
-        raise CheckpointError(f"{', '.join(files)}: key '{missing[0]}' missing "
-                              f"({len(missing)} of {len(expected)} tensors missing)")
-    return model
-
-
-def hf_config(args: ModelArgs, dtype: torch.dtype) -> dict:
-    """config.json for transformers' LlamaForCausalLM (the keys Meta's own HF repos use)."""
-    dtype_name = str(dtype).removeprefix("torch.")
-    rope_scaling = None if args.rope_scaling is None else {**args.rope_scaling, "rope_type": "llama3"}
-    return {
-        "architectures": ["LlamaForCausalLM"], "model_type": "llama",
-        "hidden_size": args.dim, "intermediate_size": args.ffn_dim, "num_hidden_layers": args.n_layers,
-        "num_attention_heads": args.n_heads, "num_key_value_heads": args.n_kv_heads,
-        "head_dim": args.head_dim, "vocab_size": args.vocab_size, "rms_norm_eps": args.norm_eps,
-        "rope_theta": args.rope_theta, "rope_scaling": rope_scaling,
-        "max_position_embeddings": args.max_seq_len, "tie_word_embeddings": args.tie_embeddings,
-        "hidden_act": "silu", "attention_bias": False, "mlp_bias": False, "initializer_range": 0.02,
-        "torch_dtype": dtype_name, "dtype": dtype_name, "use_cache": True,
-    }
-
-
-def save_hf(model: Llama, folder, dtype=None, state_dict=None) -> None:
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    state_dict = model.state_dict() if state_dict is None else state_dict
-    dtype = dtype or next(iter(state_dict.values())).dtype
-    tensors = {}
-    for name, t in state_dict.items():
-        if name == "output.weight" and model.args.tie_embeddings:
-            continue  # safetensors refuses shared storage; transformers re-ties from tie_word_embeddings
-        tensors[ours_to_hf(name)] = t.detach().to(device="cpu", dtype=dtype).contiguous()
-    # write to temporary names, then rename: no half-written folder on a crash
-    tmp = folder / "model.safetensors.tmp"
-    save_file(tensors, str(tmp), metadata={"format": "pt"})
-    os.replace(tmp, folder / "model.safetensors")
-    tmp = folder / "config.json.tmp"
-    tmp.write_text(json.dumps(hf_config(model.args, dtype), indent=2) + "\n")
-    os.replace(tmp, folder / "config.json")

@@ -12,7 +12,7 @@ Special tokens are not in the file: 256 of them are appended after the base rank
 import base64
 import hashlib
 import heapq
-import os
+import json
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import regex
 import tiktoken
+
+from common import write_atomic
 
 # The split regex of Meta's llama3/tokenizer.py (pat_str): contractions, letter runs with one leading
 # non-letter, digits in groups of at most 3, punctuation runs, newlines, whitespace.
@@ -97,18 +99,93 @@ def load_ranks(path) -> dict[bytes, int]:
     return ranks
 
 
-def write_ranks(ranks: dict[bytes, int], out_path) -> None:
-    """Write `base64(token) rank` lines in rank order, atomically (tmp file + os.replace)."""
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(out_path.name + f".tmp{os.getpid()}")
+# ----------------------------------------------------------------------------------------------------
+# Hugging Face tokenizer.json: the same byte-level BPE in the format transformers, vLLM and lm-eval read.
+# Its vocabulary spells bytes as printable characters (GPT-2's byte-to-unicode table); its merges list
+# every split of a token into two tokens, in rank order, so merging by list position is tiktoken's
+# merging by the rank of the concatenation (and ignore_merges takes a piece that is itself a token whole).
+
+
+def _byte_chars() -> list[str]:
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("\xa1"), ord("\xac") + 1),
+                 *range(ord("\xae"), ord("\xff") + 1)]
+    others = [b for b in range(256) if b not in printable]
+    chars = {b: chr(b) for b in printable} | {b: chr(256 + i) for i, b in enumerate(others)}
+    return [chars[b] for b in range(256)]
+
+
+BYTE_CHARS = _byte_chars()
+HF_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+CHAR_BYTES = {c: b for b, c in enumerate(BYTE_CHARS)}
+
+
+def read_hf_tokenizer(path) -> tuple[dict[bytes, int], dict[str, int]]:
+    """(ranks, special tokens) of a tokenizer.json that is a byte-level BPE with Llama 3's split regex and
+    merges in vocabulary order (Meta's, or one written by write_hf_tokenizer): then ids equal tiktoken's."""
     try:
-        with open(tmp, "wb") as f:
-            for token, rank in sorted(ranks.items(), key=lambda kv: kv[1]):
-                f.write(base64.b64encode(token) + b" %d\n" % rank)
-        os.replace(tmp, out_path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        data = json.loads(Path(path).read_bytes())
+        model, parts = data["model"], data.get("pre_tokenizer") or {}
+        parts = parts.get("pretokenizers", [parts])
+        ranks = {bytes(CHAR_BYTES[c] for c in token): rank for token, rank in model["vocab"].items()}
+        merged = [model["vocab"]["".join(m.split(" ") if isinstance(m, str) else m)] for m in model["merges"]]
+        specials = {t["content"]: t["id"] for t in data.get("added_tokens", []) if t.get("special")}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise ValueError(f"{path}: not a byte-level BPE tokenizer.json ({type(e).__name__}: {e})") from None
+    regexes = [p.get("pattern", {}).get("Regex") for p in parts if p.get("type") == "Split"]
+    if model.get("type") != "BPE" or regexes != [PAT_STR]:
+        raise ValueError(f"{path}: model type {model.get('type')!r} with split regex {regexes}: only a BPE "
+                         "with Llama 3's split regex gives the ids tiktoken gives")
+    if any(a > b for a, b in zip(merged, merged[1:])):
+        raise ValueError(f"{path}: merges are not in vocabulary order: its ids would differ from tiktoken's")
+    if missing := {"<|begin_of_text|>", "<|end_of_text|>"} - set(specials):
+        raise ValueError(f"{path}: special tokens {sorted(missing)} missing from added_tokens")
+    return ranks, specials
+
+
+def write_hf_tokenizer(tok: "Tokenizer", folder, model_max_length: int) -> None:
+    """tokenizer.json, tokenizer_config.json and special_tokens_map.json giving tok's ids in transformers'
+    AutoTokenizer (BOS added by the post-processor, as in Meta's Llama 3 folders)."""
+    spell = lambda token: "".join(BYTE_CHARS[b] for b in token)
+    merges = []
+    for token, rank in tok.ranks.items():
+        splits = [(token[:i], token[i:]) for i in range(1, len(token))]
+        merges += [(rank, tok.ranks[a], tok.ranks[b], a, b) for a, b in splits
+                   if a in tok.ranks and b in tok.ranks]
+    specials = sorted(tok.special_tokens.items(), key=lambda kv: kv[1])
+    bos, eos = "<|begin_of_text|>", "<|end_of_text|>"
+    added = [{"id": i, "content": s, "single_word": False, "lstrip": False, "rstrip": False,
+              "normalized": False, "special": True} for s, i in specials]
+    with_bos = lambda seq, type_id: [{"SpecialToken": {"id": bos, "type_id": type_id}},
+                                     {"Sequence": {"id": seq, "type_id": type_id}}]
+    tokenizer = {
+        "version": "1.0", "truncation": None, "padding": None, "added_tokens": added, "normalizer": None,
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": PAT_STR}, "behavior": "Isolated", "invert": False},
+            {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}]},
+        "post_processor": {"type": "TemplateProcessing", "single": with_bos("A", 0),
+                           "pair": with_bos("A", 0) + with_bos("B", 1),
+                           "special_tokens": {bos: {"id": bos, "ids": [tok.bos_id], "tokens": [bos]}}},
+        "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
+        "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
+                  "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False,
+                  "ignore_merges": True,
+                  "vocab": {spell(t): r for t, r in sorted(tok.ranks.items(), key=lambda kv: kv[1])},
+                  "merges": [[spell(a), spell(b)] for *_, a, b in sorted(merges)]}}
+    config = {"bos_token": bos, "eos_token": eos, "model_max_length": model_max_length,
+              "tokenizer_class": "PreTrainedTokenizerFast", "clean_up_tokenization_spaces": False,
+              "model_input_names": ["input_ids", "attention_mask"],
+              "added_tokens_decoder": {str(t["id"]): {k: v for k, v in t.items() if k != "id"}
+                                       for t in added}}
+    folder = Path(folder)
+    for name, data in zip(HF_TOKENIZER_FILES, (tokenizer, config, {"bos_token": bos, "eos_token": eos})):
+        write_atomic(folder / name, json.dumps(data, ensure_ascii=False, indent=1) + "\n")
+
+
+def ranks_text(ranks: dict[bytes, int]) -> bytes:
+    """The tokenizer.model text of ranks: `base64(token) rank` lines in rank order (Meta's file is exactly
+    this, so its sha256 is the file's)."""
+    by_rank = sorted(ranks.items(), key=lambda kv: kv[1])
+    return b"".join(base64.b64encode(t) + b" %d\n" % r for t, r in by_rank)
 
 
 def split_long(s: str) -> Iterator[str]:
@@ -128,25 +205,25 @@ def split_long(s: str) -> Iterator[str]:
 
 
 class Tokenizer:
-    """Llama 3 tokenizer: tiktoken BPE with the Llama 3 split regex and 256 specials from id n_base."""
+    """Llama 3 tokenizer: tiktoken BPE with the Llama 3 split regex. `path` is a tiktoken tokenizer.model
+    (256 specials follow the ranks, Llama 3.1's names) or a Hugging Face tokenizer.json of the same kind
+    (its own specials). sha256 is that of the ranks' tokenizer.model text, whichever file they came from."""
 
     def __init__(self, path):
         self.path = str(path)
-        ranks = load_ranks(path)
-        self.sha256 = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-        self.n_base = len(ranks)
-        self.special_tokens = {tok: self.n_base + i for i, tok in enumerate(SPECIAL_TOKENS)}
-        self.model = tiktoken.Encoding(
-            Path(path).name, pat_str=PAT_STR, mergeable_ranks=ranks, special_tokens=self.special_tokens
-        )
+        if self.path.endswith(".json"):
+            self.ranks, self.special_tokens = read_hf_tokenizer(path)
+        else:
+            self.ranks = load_ranks(path)
+            self.special_tokens = {tok: len(self.ranks) + i for i, tok in enumerate(SPECIAL_TOKENS)}
+        self.sha256 = hashlib.sha256(ranks_text(self.ranks)).hexdigest()
+        self.n_base = len(self.ranks)
+        self.model = tiktoken.Encoding(Path(path).name, pat_str=PAT_STR, mergeable_ranks=self.ranks,
+                                       special_tokens=self.special_tokens)
         self.n_vocab = self.model.n_vocab
-        assert self.n_vocab == self.n_base + NUM_SPECIAL_TOKENS
         self.bos_id = self.special_tokens["<|begin_of_text|>"]
         self.eos_id = self.special_tokens["<|end_of_text|>"]
-        self.eot_id = self.special_tokens["<|eot_id|>"]
-        self.eom_id = self.special_tokens["<|eom_id|>"]
-        self.pad_id = self.special_tokens["<|finetune_right_pad_id|>"]
-        self.stop_tokens = (self.eos_id, self.eot_id, self.eom_id)  # Meta's stop_tokens (3.1 adds eom)
+        self.eot_id = self.special_tokens.get("<|eot_id|>", self.eos_id)
 
     def __repr__(self):
         return f"Tokenizer({self.path!r}, n_vocab={self.n_vocab}, sha256={self.sha256[:12]})"
@@ -165,25 +242,6 @@ class Tokenizer:
         if eos:
             ids.append(self.eos_id)
         return ids
-
-    def encode_batch(self, texts, bos=False, eos=False, num_threads=8) -> list[list[int]]:
-        """Plain-text batch encode on tiktoken's thread pool (the Rust core releases the GIL)."""
-        texts = list(texts)
-        pieces, owner = [], []  # long texts become several pieces, re-joined below
-        for i, s in enumerate(texts):
-            if not isinstance(s, str):
-                raise TypeError(f"encode_batch: texts[{i}] is {type(s).__name__}, not str")
-            for piece in split_long(s):
-                pieces.append(piece)
-                owner.append(i)
-        encoded = self.model.encode_ordinary_batch(pieces, num_threads=num_threads)
-        out = [[self.bos_id] if bos else [] for _ in texts]
-        for i, ids in zip(owner, encoded):
-            out[i].extend(ids)
-        if eos:
-            for ids in out:
-                ids.append(self.eos_id)
-        return out
 
     def encode_array(self, s: str, bos=False, eos=False) -> np.ndarray:
         """encode() of plain text as a uint32 array that never becomes Python ints: tiktoken's buffer
@@ -399,7 +457,7 @@ def train_bpe(texts: Iterable[str], vocab_size: int, out_path) -> Tokenizer:
     if vocab_size < 256:
         raise ValueError(f"vocab_size must be >= 256 (the single bytes), got {vocab_size}")
     vocab, _, _ = learn_bpe(pretokenize(texts), vocab_size)
-    write_ranks({t: i for i, t in enumerate(vocab)}, out_path)
+    write_atomic(out_path, ranks_text({t: i for i, t in enumerate(vocab)}))
     return Tokenizer(out_path)
 
 

@@ -5,25 +5,24 @@ Continual pre-training (or pre-training from scratch) of Llama on a mix.json, na
     torchrun --nproc_per_node=8 train.py config/bi.py           # one node, FSDP2 over 8 GPUs
     python train.py config/demo_bi.py --max_steps=50 --lr=3e-4  # any key can be overridden
     python train.py config/demo_bi.py --resume                  # continue from out_dir/ckpt/latest
-    python train.py --export out/demo_bi/ckpt/step_200 --to out/demo_bi/hf_200
+    python train.py config/bi.py --plan --gpus=512              # will it fit, how long (plan.py)
 
-Configuration: the defaults below, then each config/*.py named on the command line (executed, its
-globals override the defaults), then --key=value (value parsed with ast.literal_eval, a bare word is a
-string; type-checked against the default). Relative paths are relative to the working directory.
+Configuration: the defaults below, then each config/*.py named on the command line (its assignments
+override the defaults), then --key=value (parsed with ast.literal_eval, a bare word is a string; checked
+against the default's type). The global batch is the experiment: grad accumulation follows from the
+world size at run time. Relative paths are relative to the working directory.
 
 Outputs in out_dir: ckpt/step_<N>/ (torch.distributed.checkpoint shards of model + optimizer, meta.json,
 per-rank RNG state), ckpt/latest (name of the newest complete checkpoint), log.jsonl (a header line with
 the config, then {"step", "loss", "lr", "grad_norm", "tokens_per_s", "mfu"?} and {"step", "val"} lines),
-and hf/ at the end (Hugging Face folder: config.json, model.safetensors, tokenizer.model).
+and hf/ at the end (a Hugging Face folder, see checkpoint.py; `python checkpoint.py` exports any step).
 
 One code path: without torchrun, train.py makes a process group of one (in-memory store), so FSDP2,
-DTensor and torch.distributed.checkpoint run the same code in one process as on 512 GPUs. The one-process
-tests exercise the sharded code, checkpoints move between world sizes, and the cost on CPU is ~nil
-(bench.py --only train). Multi-node: out_dir must be on a filesystem all nodes share.
+DTensor and torch.distributed.checkpoint run the same code in one process as on 512 GPUs. Checkpoints
+move between world sizes. Multi-node: out_dir must be on a filesystem all nodes share.
 """
 
 import ast
-import builtins
 import dataclasses
 import hashlib
 import json
@@ -33,8 +32,6 @@ import re
 import shutil
 import sys
 import time
-import types
-import warnings
 from pathlib import Path
 
 import torch
@@ -44,70 +41,83 @@ from torch.distributed.checkpoint.state_dict import (
     StateDictOptions,
     get_model_state_dict,
     get_state_dict,
-    set_model_state_dict,
     set_state_dict,
 )
-from torch.distributed.device_mesh import init_device_mesh
-from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
-from torch.distributed.tensor import DTensor, distribute_tensor
+from torch.distributed.fsdp import FSDPModule
+from torch.distributed.tensor import DTensor
 
-# -----------------------------------------------------------------------------
-# default config values (every key a config file or --key=value may set)
+import plan
+from checkpoint import DTYPES, CheckpointError, check_export_folder, find_step_dir, save_hf
+from checkpoint import read_config as read_model_config
+from common import read_config_file, write_atomic
+from fsdp import build_model, setup_distributed
+from model import PRESETS, ModelArgs
+from sampler import Mixture
+
+# ----------------------------------------------------------------------------- default config
 # I/O
-out_dir = "out/run"
-init = "scratch"  # "scratch" | a Hugging Face (or Meta) folder | our checkpoint (step dir, ckpt dir, out_dir)
-model = "demo"  # model.PRESETS name; only used for init="scratch" (vocab_size comes from the tokenizer)
+out_dir = "out/run"  # checkpoints, log.jsonl and the exported Hugging Face folder (hf/)
+init = "scratch"  # "scratch", a Hugging Face / Meta folder, or our checkpoint (step dir, ckpt dir, out_dir)
+model = "demo"  # model.PRESETS name, for init="scratch" (vocab_size comes from the tokenizer)
 mix = ""  # mix.json written by mix.py
 resume = False  # continue from out_dir/ckpt/latest (starts from init when there is none yet)
-# batch: global batch = batch_size * grad_accum * world_size sequences of block_size tokens
-block_size = 256
-batch_size = 8  # sequences per micro-step per rank
-grad_accum = 1  # micro-steps per optimizer step
+# batch: the global batch is the experiment; micro-steps per optimizer step follow from the world size
+block_size = 256  # tokens per sequence
+global_batch_size = 8  # sequences per optimizer step, all ranks together
+micro_batch_size = 8  # sequences per rank per forward/backward: accumulation = global / (micro x ranks)
 seed = 0  # data order (Mixture) and scratch init
-# optimizer and schedule: linear warmup, cosine decay to min_lr (PAPER.md: our reconstruction)
-max_steps = 1000
+# optimizer and schedule: linear warmup, cosine decay to min_lr (docs/method.md: our reconstruction)
+max_steps = 1000  # optimizer steps of the whole run
 lr = 1e-4  # peak; the paper's CPT value (Llama 3's own 3e-4 gave loss spikes)
 min_lr = 1e-5  # 10% of peak
-warmup_steps = 100
+warmup_steps = 100  # linear warmup from 0 to lr
 lr_decay_steps = 0  # step at which the cosine reaches min_lr; 0 = max_steps
-weight_decay = 0.1
-beta1 = 0.9
-beta2 = 0.95
+weight_decay = 0.1  # AdamW, on matmuls and embeddings (not norms)
+beta1 = 0.9  # AdamW first-moment decay
+beta2 = 0.95  # AdamW second-moment decay (Llama 3's and nanoGPT's)
 grad_clip = 1.0  # 0 = no clipping (the norm is still logged)
-grad_sync_per_micro_step = False  # True: reduce-scatter every micro-step (keeps grads sharded, less memory)
+grad_sync_per_micro_step = False  # True: reduce-scatter every micro-step (grads stay sharded: less memory)
 # eval, logging, checkpoints
-log_interval = 1
+log_interval = 1  # a train line (loss, lr, grad norm, tokens/s, MFU) every N steps
 eval_interval = 100  # validation loss per tier and for English every N steps (0 = never)
-eval_batches = 4  # validation batches (of batch_size x world_size sequences) per group
+eval_sequences = 32  # validation sequences per group: the same ones whatever the world size
 ckpt_interval = 500  # 0 = only at the end
-keep_ckpts = 3  # keep the newest K checkpoints (0 = all)
-export_hf = True  # write out_dir/hf at the end of the run
-export_dtype = "float32"  # dtype of the exported model.safetensors
-wandb_log = False
-wandb_project = "emma500-llama3"
-wandb_run_name = ""
+keep_ckpts = 3  # keep the newest K checkpoints of this run (0 = all)
+export_hf = True  # write out_dir/hf, a Hugging Face folder, at the end of the run
+export_dtype = "float32"  # dtype of the exported safetensors
+wandb_log = False  # also log to Weights & Biases (pip install wandb)
+wandb_project = "emma500-llama3"  # wandb project name
+wandb_run_name = ""  # wandb run name ("" = wandb's own)
 # system
-device = "cuda" if torch.cuda.is_available() else "cpu"
-dtype = "bfloat16" if torch.cuda.is_available() else "float32"  # FSDP2 param dtype; reduce is always fp32
+device = "cuda" if torch.cuda.is_available() else "cpu"  # torchrun: each rank its own GPU (LOCAL_RANK)
+dtype = "bfloat16" if torch.cuda.is_available() else "float32"  # FSDP2 compute dtype; reduce is fp32
 compile = False  # torch.compile each block
 activation_checkpointing = False  # recompute each block in backward
-DEFAULTS = {k: v for k, v in globals().items() if not k.startswith("_") and isinstance(v, (int, float, str))}
 # -----------------------------------------------------------------------------
+DEFAULTS = {k: v for k, v in globals().items() if not k.startswith("_") and isinstance(v, (int, float, str))}
 
 # dense bf16 peak FLOP/s per torch device (vendor data sheets), matched as a substring of the device name.
 # An MI250X card (383 TFLOP/s) shows up as two devices (GCDs), the paper's "512 GPUs": 191.5 each.
 PEAK_BF16_FLOPS = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "MI300X": 1307e12, "MI250X": 191.5e12,
                    "L40S": 362e12, "A10G": 70e12}
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 CKPT_NAME = re.compile(r"step_(\d+)$")
 
 
 def die(message: str):
-    raise SystemExit(f"train.py: error: {message}")
+    """A user error: one line, from rank 0 only (every rank finds the same error), exit status 1."""
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"train.py: error: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(1)
 
 
-def valid_keys() -> str:
-    return ", ".join(sorted(DEFAULTS))
+def usage() -> str:
+    """--help: the docstring, the default config block of this file (every key, its default, its meaning)
+    and the config files."""
+    source = Path(__file__).read_text()
+    block = source[source.index("# I/O\n"):source.index("# ---", source.index("# I/O\n"))]
+    configs = sorted(p.name for p in (Path(__file__).parent / "config").glob("*.py") if p.name[0] != "_")
+    return (f"{__doc__.strip()}\n\nConfig keys with their defaults (set them in a config file or as "
+            f"--key=value):\n\n{block}\nConfig files (config/): {', '.join(configs)}\n")
 
 
 def check_type(key: str, value, where: str):
@@ -124,43 +134,47 @@ def check_type(key: str, value, where: str):
 def resolve_config(argv: list[str]) -> dict:
     """defaults -> config files (in order) -> --key=value overrides."""
     cfg = dict(DEFAULTS)
+    unknown = lambda key, where: die(f"{where}: unknown key {key!r}; valid keys: {', '.join(DEFAULTS)}")
     for arg in argv:
         if arg.startswith("--"):
             key, eq, text = arg[2:].partition("=")
             if not eq:
                 if key != "resume":
-                    die(f"{arg}: expected --key=value (or --resume)")
+                    die(f"{arg}: expected --key=value (or --resume, --plan, --help)")
                 text = "True"
             if key not in cfg:
-                die(f"{arg}: unknown key {key!r}; valid keys: {valid_keys()}")
+                unknown(key, arg)
             try:
                 value = ast.literal_eval(text)
             except (ValueError, SyntaxError):
                 value = text  # a bare word: --out_dir=out/x
             cfg[key] = check_type(key, value, arg)
         else:
-            path = Path(arg)
-            if not path.is_file():
-                die(f"config file {arg} not found")
-            namespace = {}
             try:
-                exec(builtins.compile(path.read_text(), str(path), "exec"), namespace)
-            except Exception as e:
-                die(f"{arg}: {type(e).__name__}: {e}")
-            for key, value in namespace.items():
-                if key.startswith("_") or isinstance(value, types.ModuleType):
-                    continue
+                values = read_config_file(arg)
+            except ValueError as e:
+                die(str(e))
+            for key, value in values.items():
                 if key not in cfg:
-                    die(f"{arg}: unknown key {key!r}; valid keys: {valid_keys()}")
+                    unknown(key, arg)
                 cfg[key] = check_type(key, value, arg)
     if cfg["dtype"] not in ("float32", "bfloat16"):  # float16 would need a loss scaler
         die(f"dtype must be 'float32' or 'bfloat16', got {cfg['dtype']!r}")
     if cfg["export_dtype"] not in DTYPES:
         die(f"export_dtype must be one of {list(DTYPES)}, got {cfg['export_dtype']!r}")
-    for key in ("block_size", "batch_size", "grad_accum", "max_steps"):
+    for key in ("block_size", "global_batch_size", "micro_batch_size", "max_steps", "eval_sequences"):
         if cfg[key] < 1:
             die(f"{key} must be >= 1, got {cfg[key]}")
     return cfg
+
+
+def micro_steps(cfg: dict, world: int) -> int:
+    """Micro-steps per optimizer step: global_batch_size / (micro_batch_size x world), which must divide."""
+    per_micro_step = cfg["micro_batch_size"] * world
+    if cfg["global_batch_size"] % per_micro_step:
+        die(f"global_batch_size {cfg['global_batch_size']} is not a multiple of micro_batch_size "
+            f"{cfg['micro_batch_size']} x {world} ranks = {per_micro_step}: change one of them")
+    return cfg["global_batch_size"] // per_micro_step
 
 
 def lr_at(step: int, cfg: dict) -> float:
@@ -174,51 +188,40 @@ def lr_at(step: int, cfg: dict) -> float:
     return cfg["min_lr"] + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg["lr"] - cfg["min_lr"])
 
 
-def write_atomic(path: Path, text: str):
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+# ----------------------------------------------------------------------------- checks before any compute
 
 
-# ----------------------------------------------------------------------------- checkpoints on disk
+@dataclasses.dataclass
+class Plan:
+    """Everything checked before a process group or a model exists: bad input fails here, fast."""
+    mixture: Mixture
+    mix_sha256: str
+    args: ModelArgs
+    source: tuple  # ("scratch" | "hf" | "ckpt", path)
+    grad_accum: int
+    resume_dir: Path | None
+    resume_meta: dict | None
 
 
-def resolve_checkpoint(path) -> Path | None:
-    """A step dir (has meta.json), or a ckpt dir / out_dir whose `latest` names one; None if not ours."""
-    path = Path(path)
-    if (path / "meta.json").is_file():
-        return path
-    for ckpt_dir in (path, path / "ckpt"):
-        if (ckpt_dir / "latest").is_file():
-            step_dir = ckpt_dir / (ckpt_dir / "latest").read_text().strip()
-            if not (step_dir / "meta.json").is_file():
-                die(f"{ckpt_dir / 'latest'} names {step_dir}, which is not a complete checkpoint")
-            return step_dir
-    return None
-
-
-def model_args_for(cfg: dict, n_vocab: int):
+def model_args_for(cfg: dict, n_vocab: int) -> tuple[ModelArgs, tuple]:
     """ModelArgs of the run and what init holds: ("scratch"|"hf"|"ckpt", path)."""
-    from model import PRESETS, ModelArgs, read_config
-
     if cfg["init"] == "scratch":
         if cfg["model"] not in PRESETS:
             die(f"model {cfg['model']!r} is not a preset; presets: {', '.join(PRESETS)}")
-        args = dataclasses.replace(PRESETS[cfg["model"]], vocab_size=n_vocab)
-        source = ("scratch", None)
+        args, source = dataclasses.replace(PRESETS[cfg["model"]], vocab_size=n_vocab), ("scratch", None)
     else:
         folder = Path(cfg["init"])
         if not folder.is_dir():
             die(f"init folder {folder} not found (init is 'scratch', a Hugging Face folder or a checkpoint)")
-        step_dir = resolve_checkpoint(folder)
-        if step_dir is not None:
-            meta = json.loads((step_dir / "meta.json").read_text())
-            args, source = ModelArgs(**meta["model_args"]), ("ckpt", step_dir)
-        else:
-            try:  # a Hugging Face folder (config.json) or Meta's (params.json)
-                args, source = read_config(folder), ("hf", folder)
-            except (OSError, ValueError) as e:
-                die(f"init folder {folder}: not a checkpoint of ours (no meta.json / latest) and {e}")
+        try:
+            step_dir = find_step_dir(folder)
+            if step_dir is not None:
+                meta = json.loads((step_dir / "meta.json").read_text())
+                args, source = ModelArgs(**meta["model_args"]), ("ckpt", step_dir)
+            else:  # a Hugging Face folder (config.json) or Meta's (params.json)
+                args, source = read_model_config(folder), ("hf", folder)
+        except (OSError, ValueError) as e:
+            die(f"init folder {folder}: {e}")
         if args.vocab_size < n_vocab:
             die(f"init {folder} has vocab_size {args.vocab_size} < the tokenizer's n_vocab {n_vocab}")
     if cfg["block_size"] > args.max_seq_len:
@@ -226,150 +229,58 @@ def model_args_for(cfg: dict, n_vocab: int):
     return args, source
 
 
-def find_tokenizer(mix_path: Path, tokenizer: dict, sources: list[dict]) -> Path:
-    """The tokenizer.model of mix.json's tokenizer block: its path, or a file of that name in a data dir
-    (prepare_mala.py writes absolute paths; a data dir copied elsewhere keeps its tokenizer.model)."""
-    name = Path(tokenizer["path"])
-    for candidate in [name] + [mix_path.parent / s["data_dir"] / name.name for s in sources]:
-        if candidate.is_file():
-            return candidate.resolve()
-    die(f"tokenizer {name} named in {mix_path} not found (it is copied into the exported model folder)")
-
-
-def save_checkpoint(ckpt_dir: Path, step: int, model, optimizer, meta: dict, rank: int, keep: int):
-    """Write step_<N>.tmp, then (rank 0, after a barrier) rename to step_<N> and point `latest` at it."""
-    final, tmp = ckpt_dir / f"step_{step}", ckpt_dir / f"step_{step}.tmp"
-    if rank == 0:
-        shutil.rmtree(tmp, ignore_errors=True)  # left over from a killed run
-    dist.barrier()
-    model_sd, optim_sd = get_state_dict(model, optimizer)
-    dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=tmp)
-    cuda_rng = torch.cuda.get_rng_state() if torch.cuda.is_available() else None
-    torch.save({"cpu": torch.get_rng_state(), "cuda": cuda_rng}, tmp / f"rng_rank{rank}.pt")
-    sleep_hook = os.environ.get("EMMA_TEST_SLEEP_IN_SAVE", "")  # "STEP:SECONDS", the kill-during-save test
-    if sleep_hook and int(sleep_hook.split(":")[0]) == step:
-        print(f"EMMA_TEST_SLEEP_IN_SAVE: step {step} half written, sleeping", flush=True)
-        time.sleep(float(sleep_hook.split(":")[1]))
-    dist.barrier()
-    if rank == 0:
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-        if final.exists():  # a newer run's leftover that `latest` never named
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-        write_atomic(ckpt_dir / "latest", final.name)
-        steps = sorted(int(m.group(1)) for p in ckpt_dir.iterdir() if (m := CKPT_NAME.match(p.name)))
-        for old in steps[:-keep] if keep > 0 else []:
-            shutil.rmtree(ckpt_dir / f"step_{old}")
-    dist.barrier()
-
-
-# ----------------------------------------------------------------------------- model under FSDP2
-
-
-def parameter_names(model) -> dict:
-    """Our state_dict names -> parameters (wrappers add name parts that state_dict() hides)."""
-    clean = lambda name: name.replace("_checkpoint_wrapped_module.", "").replace("_orig_mod.", "")
-    return {clean(name): p for name, p in model.named_parameters()}
-
-
-@torch.no_grad()
-def load_full_tensors(model, tensors, what: str):
-    """Copy full tensors, one at a time, into the matching DTensor shards (no rank holds more than its
-    shard plus one full tensor): distribute_tensor with src_data_rank=None slices locally, no comms."""
-    params, loaded = parameter_names(model), set()
-    for name, full in tensors:
-        if name not in params:
-            if name == "output.weight" and model.args.tie_embeddings:
-                continue
-            die(f"{what}: unexpected tensor {name}")
-        p = params[name]
-        if tuple(full.shape) != tuple(p.shape):
-            die(f"{what}: {name} has shape {tuple(full.shape)}, the model expects {tuple(p.shape)}")
-        shard = distribute_tensor(full.to(p.device, p.dtype), p.device_mesh, p.placements, src_data_rank=None)
-        p.to_local().copy_(shard.to_local())
-        loaded.add(name)
-    if missing := sorted(set(params) - loaded):
-        die(f"{what}: missing tensors {missing[:5]}{' ...' if len(missing) > 5 else ''}")
-
-
-def scratch_tensors(args, seed: int):
-    """A full fresh init from a fixed seed on CPU: the same weights whatever the world size."""
-    from model import Llama
-
-    with torch.device("meta"):
-        full = Llama(args)
-    full.to_empty(device="cpu")
-    torch.manual_seed(seed)
-    full.init_weights()
-    yield from full.named_parameters()
-
-
-def build_model(args, cfg: dict, mesh, device: torch.device, source):
-    from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import checkpoint_wrapper
-
-    from model import Llama, checkpoint_tensors
-
-    with torch.device("meta"):
-        model = Llama(args)
-    param_dtype = DTYPES[cfg["dtype"]]
-    mp = MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=torch.float32)
-    for i, block in enumerate(model.layers):
-        if cfg["activation_checkpointing"]:
-            block = model.layers[i] = checkpoint_wrapper(block)
-        if cfg["compile"]:
-            block.compile()  # in place: parameter names stay unchanged
-        # the last block's params are needed again at once by backward: no point resharding them
-        fully_shard(block, mesh=mesh, mp_policy=mp, reshard_after_forward=i < len(model.layers) - 1)
-    fully_shard(model, mesh=mesh, mp_policy=mp)  # embeddings, final norm, output
-    model.to_empty(device=device)  # uninitialised shards: every path below overwrites all of them
-    kind, path = source
-    if kind == "scratch":
-        load_full_tensors(model, scratch_tensors(args, cfg["seed"]), f"scratch init of {cfg['model']}")
-    elif kind == "hf":
+def plan_run(cfg: dict, world: int) -> Plan:
+    if not Path(cfg["mix"]).is_file():
+        die(f"mix {cfg['mix']!r} not found (set mix= to a mix.json written by mix.py)")
+    try:
+        mixture = Mixture(cfg["mix"], cfg["block_size"], seed=cfg["seed"])
+    except (OSError, ValueError, KeyError) as e:
+        die(f"mix {cfg['mix']}: {e}")
+    with open(cfg["mix"], "rb") as f:
+        mix_sha256 = hashlib.file_digest(f, "sha256").hexdigest()
+    args, source = model_args_for(cfg, mixture.tokenizer["n_vocab"])
+    grad_accum = micro_steps(cfg, world)
+    out, meta = Path(cfg["out_dir"]), None
+    try:
+        resume_dir = find_step_dir(out / "ckpt")
+        if cfg["export_hf"]:
+            check_export_folder(out / "hf")  # fails now, not after the whole run
+    except CheckpointError as e:
+        die(str(e))
+    if resume_dir is not None and not cfg["resume"]:
+        die(f"{out} holds checkpoints of a run (latest: {resume_dir.name}): add --resume to continue it, or "
+            "choose another out_dir")
+    if resume_dir is not None:  # refuse a checkpoint of another model before anything is built
+        meta = json.loads((resume_dir / "meta.json").read_text())
+        ours = dataclasses.asdict(args)
+        if diffs := [f"{k}: checkpoint {v!r}, this run {ours.get(k)!r}" for k, v in meta["model_args"].items()
+                     if ours.get(k) != v]:
+            die(f"cannot resume from {resume_dir}: the model differs ({'; '.join(diffs)})")
+        if meta["mix_sha256"] != mix_sha256:
+            print(f"warning: {cfg['mix']} changed since {resume_dir} was written")
+    if cfg["wandb_log"]:
         try:
-            load_full_tensors(model, checkpoint_tensors(path), f"init {path}")
-        except (OSError, ValueError) as e:  # model.CheckpointError: the message names file and key
-            die(f"init {path}: {e}")
-    else:
-        model_sd = get_model_state_dict(model)
-        dcp.load({"model": model_sd}, checkpoint_id=path)
-        set_model_state_dict(model, model_sd)
-    return model
-
-
-# ----------------------------------------------------------------------------- the run
-
-
-def setup_distributed(cfg: dict):
-    """torchrun sets WORLD_SIZE: join its group. Otherwise a group of one (in-memory store), so that FSDP2,
-    DTensor and DCP run exactly the same code in one process as in many."""
-    device_type = "cuda" if cfg["device"].startswith("cuda") else "cpu"
-    torchrun = "WORLD_SIZE" in os.environ
-    rank, world = (int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])) if torchrun else (0, 1)
-    device = torch.device(cfg["device"])
-    if device_type == "cuda":
-        if torchrun:
-            device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
-        torch.cuda.set_device(device)
-    backend = "nccl" if device_type == "cuda" else "gloo"
-    if torchrun:
-        dist.init_process_group(backend)
-    else:
-        dist.init_process_group(backend, store=dist.HashStore(), rank=0, world_size=1)
-    return rank, world, device, init_device_mesh(device_type, (world,))
+            import wandb  # noqa: F401  (optional: only for wandb_log=True)
+        except ImportError:
+            die("wandb_log=True but wandb is not installed (pip install wandb)")
+    return Plan(mixture, mix_sha256, args, source, grad_accum, resume_dir, meta)
 
 
 @torch.no_grad()
-def evaluate(model, val: dict, rank: int, world: int, device) -> dict:
-    """Token-weighted mean loss per group. Each batch holds batch_size x world sequences and every rank
-    scores its slice, so the result does not depend on the world size."""
+def validate(model, val: dict, rank: int, world: int, micro: int, device) -> dict:
+    """Token-weighted mean loss per group over its fixed sequences. Rank r scores rows r, r + world, ...;
+    every rank runs the same number of forwards (FSDP gathers collectively), padded with ignored rows."""
     out = {}
-    for group, batches in val.items():
+    for group, (x, y) in val.items():
+        per_rank = -(-len(x) // (world * micro)) * micro
+        pad = per_rank * world - len(x)
+        x = torch.cat([x, x[:1].expand(pad, -1)])
+        y = torch.cat([y, torch.full((pad, y.shape[1]), -1, dtype=y.dtype)])
         total = torch.zeros(2, device=device)
-        for x, y in batches:
-            x, y = x.chunk(world)[rank].to(device), y.chunk(world)[rank].to(device)
-            _, loss = model(x, y)
-            n = (y != -1).sum()
+        for rows in torch.arange(rank, len(x), world).split(micro):
+            xb, yb = x[rows].to(device), y[rows].to(device)
+            _, loss = model(xb, yb)
+            n = (yb != -1).sum()
             total += torch.stack([torch.where(n > 0, loss.float() * n, 0.0), n.float()])
         dist.all_reduce(total)
         out[group] = (total[0] / total[1]).item()
@@ -388,58 +299,52 @@ def peak_flops(device) -> float | None:
     return next((v for k, v in PEAK_BF16_FLOPS.items() if k in name), None)
 
 
-@dataclasses.dataclass
-class Plan:
-    """Everything checked before a process group or a model exists: bad input fails here, fast."""
-    mixture: object
-    mix_path: Path
-    mix_sha256: str
-    tokenizer_path: Path
-    args: object  # model.ModelArgs
-    source: tuple  # ("scratch" | "hf" | "ckpt", path)
-    resume_dir: Path | None
-    resume_meta: dict | None
+# ----------------------------------------------------------------------------- checkpoints and the log
 
 
-def plan_run(cfg: dict) -> Plan:
-    from mix import Mixture
+def save_checkpoint(ckpt_dir: Path, step: int, model, optimizer, meta: dict, rank: int, keep: int):
+    """Write step_<N>.tmp, then (rank 0, after a barrier) rename it to step_<N>, point `latest` at it and
+    prune this run's older checkpoints (never the new one, never a higher step)."""
+    final, tmp = ckpt_dir / f"step_{step}", ckpt_dir / f"step_{step}.tmp"
+    if rank == 0:
+        shutil.rmtree(tmp, ignore_errors=True)  # left over from a killed run
+    dist.barrier()
+    model_sd, optim_sd = get_state_dict(model, optimizer)
+    dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=tmp)
+    cuda_rng = torch.cuda.get_rng_state() if torch.cuda.is_available() else None
+    torch.save({"cpu": torch.get_rng_state(), "cuda": cuda_rng}, tmp / f"rng_rank{rank}.pt")
+    dist.barrier()
+    if rank == 0:
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+        if final.exists():  # renamed by a run killed before it could update `latest`
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        write_atomic(ckpt_dir / "latest", final.name)
+        steps = (int(m[1]) for p in ckpt_dir.iterdir() if (m := CKPT_NAME.match(p.name)))
+        older = sorted(s for s in steps if s < step)
+        for old in older[:max(0, len(older) - keep + 1)] if keep > 0 else []:
+            shutil.rmtree(ckpt_dir / f"step_{old}")
+    dist.barrier()
 
-    mix_path = Path(cfg["mix"])
-    if not mix_path.is_file():
-        die(f"mix {cfg['mix']!r} not found (set mix= to a mix.json written by mix.py)")
-    try:
-        mixture = Mixture(mix_path, cfg["block_size"], seed=cfg["seed"])
-    except (OSError, ValueError, KeyError) as e:
-        die(f"mix {mix_path}: {type(e).__name__}: {e}")
-    with open(mix_path, "rb") as f:
-        mix_sha256 = hashlib.file_digest(f, "sha256").hexdigest()
-    args, source = model_args_for(cfg, mixture.tokenizer["n_vocab"])
-    resume_dir = resolve_checkpoint(Path(cfg["out_dir"]) / "ckpt") if cfg["resume"] else None
-    meta = None
-    if resume_dir is not None:  # refuse a checkpoint of another model before anything is built
-        meta = json.loads((resume_dir / "meta.json").read_text())
-        ours = dataclasses.asdict(args)
-        if diffs := [f"{k}: checkpoint {v!r}, this run {ours.get(k)!r}" for k, v in meta["model_args"].items()
-                     if ours.get(k) != v]:
-            die(f"cannot resume from {resume_dir}: the model differs ({'; '.join(diffs)})")
-        if meta["mix_sha256"] != mix_sha256:
-            print(f"warning: {mix_path} changed since {resume_dir} was written")
-    if cfg["wandb_log"]:
+
+def log_lines_up_to(path: Path, step: int) -> list[str]:
+    """The lines of a resumed run's log.jsonl up to its checkpoint's step; a torn last line (killed while
+    writing it) is dropped with a note."""
+    lines, kept = path.read_text().splitlines() if path.exists() else [], []
+    for i, line in enumerate(lines):
         try:
-            import wandb  # noqa: F401
-        except ImportError:
-            die("wandb_log=True but wandb is not installed (pip install wandb)")
-    return Plan(mixture, mix_path, mix_sha256, find_tokenizer(mix_path, mixture.tokenizer, mixture.sources),
-                args, source, resume_dir, meta)
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            if i < len(lines) - 1:
+                die(f"{path}:{i + 1}: not valid JSON (only a torn last line is repaired)")
+            print(f"{path}: dropped a torn last line (the run was killed while writing it)")
+            break
+        if row.get("step", -1) <= step:
+            kept.append(line)
+    return kept
 
 
-def train(cfg: dict):
-    plan = plan_run(cfg)
-    rank, world, device, mesh = setup_distributed(cfg)
-    try:
-        run(cfg, plan, rank, world, device, mesh)
-    finally:
-        dist.destroy_process_group()
+# ----------------------------------------------------------------------------- the run
 
 
 def run(cfg: dict, plan: Plan, rank: int, world: int, device: torch.device, mesh):
@@ -447,9 +352,13 @@ def run(cfg: dict, plan: Plan, rank: int, world: int, device: torch.device, mesh
     if master:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
         print(f"config:\n{json.dumps(cfg, indent=1)}")
-        print(f"world {world} on {device}, init {plan.source[0]} {plan.source[1] or cfg['model']}"
-              + (f", resume from {plan.resume_dir}" if plan.resume_dir else ""))
-    model = build_model(plan.args, cfg, mesh, device, plan.source)
+        resuming = f", resume from {plan.resume_dir}" if plan.resume_dir else ""
+        print(f"world {world} on {device}, {plan.grad_accum} micro-step(s) per step, init {plan.source[0]} "
+              f"{plan.source[1] or cfg['model']}{resuming}")
+    try:
+        model = build_model(plan.args, cfg, mesh, device, plan.source)
+    except (OSError, ValueError) as e:  # checkpoint.CheckpointError: the message names the file and tensor
+        die(str(e))
     decay = [p for p in model.parameters() if p.dim() >= 2]  # matmuls and embeddings; not norms (nanoGPT)
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg["weight_decay"]},
@@ -477,13 +386,11 @@ def run(cfg: dict, plan: Plan, rank: int, world: int, device: torch.device, mesh
     n_params = sum(p.numel() for p in model.parameters())
     log_path, wandb = out / "log.jsonl", None
     if master:
-        lines = log_path.read_text().splitlines() if log_path.exists() else []
-        # a resumed run replaces what the interrupted one logged after its checkpoint
-        kept = [line for line in lines if json.loads(line).get("step", -1) <= step]
         header = {"config": cfg, "start_step": step, "world_size": world, "n_params": n_params,
                   "local_numel": [int(t) for t in gathered], "mix_sha256": plan.mix_sha256,
                   "model_args": dataclasses.asdict(plan.args)}
-        write_atomic(log_path, "".join(line + "\n" for line in kept + [json.dumps(header)]))
+        lines = log_lines_up_to(log_path, step) + [json.dumps(header)]  # resumed: later lines replaced
+        write_atomic(log_path, "".join(line + "\n" for line in lines))
         print(f"{n_params / 1e6:.2f}M parameters, this rank holds {int(local_numel)} ({world} ranks)")
         if cfg["wandb_log"]:
             import wandb
@@ -491,11 +398,12 @@ def run(cfg: dict, plan: Plan, rank: int, world: int, device: torch.device, mesh
             wandb.init(project=cfg["wandb_project"], name=cfg["wandb_run_name"] or None, config=cfg)
     val = {}
     if cfg["eval_interval"] > 0:
-        val = plan.mixture.val_batches(cfg["batch_size"] * world, cfg["eval_batches"], by="tier")
-        by_lang = plan.mixture.val_batches(cfg["batch_size"] * world, cfg["eval_batches"], by="lang")
-        if "eng_Latn" in by_lang:  # the forgetting curve of the high-resource language
-            val["eng_Latn"] = by_lang["eng_Latn"]
-    tokens_per_step = cfg["batch_size"] * cfg["block_size"] * cfg["grad_accum"] * world
+        val = plan.mixture.val_sequences(cfg["eval_sequences"], by="tier")
+        english = plan.mixture.val_sequences(cfg["eval_sequences"], by="lang").get("eng_Latn")
+        if english is not None:  # the forgetting curve of the high-resource language
+            val["eng_Latn"] = english
+    micro, accum = cfg["micro_batch_size"], plan.grad_accum
+    tokens_per_step = cfg["global_batch_size"] * cfg["block_size"]
     flops_per_token, peak = model.flops_per_token(cfg["block_size"]), peak_flops(device)
 
     def log(row: dict, text: str):
@@ -507,7 +415,7 @@ def run(cfg: dict, plan: Plan, rank: int, world: int, device: torch.device, mesh
                 wandb.log({k: v for k, v in row.items() if k != "val"} | row.get("val", {}), step=row["step"])
 
     def log_eval():
-        losses = evaluate(model, val, rank, world, device)
+        losses = validate(model, val, rank, world, micro, device)
         log({"step": step, "val": losses}, f"step {step} | val " + " | ".join(f"{k} {v:.4f}" for k, v in
                                                                              losses.items()))
 
@@ -520,15 +428,15 @@ def run(cfg: dict, plan: Plan, rank: int, world: int, device: torch.device, mesh
         for group in optimizer.param_groups:
             group["lr"] = lr_now
         loss_sum = torch.zeros((), device=device)
-        for micro in range(cfg["grad_accum"]):
-            last = micro == cfg["grad_accum"] - 1
+        for micro_step in range(accum):
+            last = micro_step == accum - 1
             if not cfg["grad_sync_per_micro_step"]:
                 # accumulate unsharded grads locally and keep params gathered until the last micro-step
                 model.set_requires_gradient_sync(last)
                 model.set_reshard_after_backward(last)
-            x, y = plan.mixture.get_batch(step, micro, rank, world, cfg["batch_size"])
+            x, y = plan.mixture.get_batch(step, micro_step, rank, world, micro)
             _, loss = model(x.to(device), y.to(device))
-            (loss / cfg["grad_accum"]).backward()
+            (loss / accum).backward()
             loss_sum += loss.detach().float()
         grad_norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
         if isinstance(grad_norm, DTensor):
@@ -538,7 +446,7 @@ def run(cfg: dict, plan: Plan, rank: int, world: int, device: torch.device, mesh
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         dist.all_reduce(loss_sum)
-        loss_value = loss_sum.item() / (cfg["grad_accum"] * world)  # .item() waits for the device
+        loss_value = loss_sum.item() / (accum * world)  # .item() waits for the device
         dt = time.perf_counter() - t0
         step += 1
         tokens_seen += tokens_per_step
@@ -556,66 +464,35 @@ def run(cfg: dict, plan: Plan, rank: int, world: int, device: torch.device, mesh
             log_eval()
         if (cfg["ckpt_interval"] > 0 and step % cfg["ckpt_interval"] == 0) or step == cfg["max_steps"]:
             meta = {"step": step, "tokens_seen": tokens_seen, "world_size": world, "config": cfg,
-                    "mix": str(plan.mix_path), "mix_sha256": plan.mix_sha256,
-                    "model_args": dataclasses.asdict(plan.args), "tokenizer": str(plan.tokenizer_path)}
+                    "mix": str(Path(cfg["mix"]).resolve()), "mix_sha256": plan.mix_sha256,
+                    "model_args": dataclasses.asdict(plan.args),
+                    "tokenizer": str(plan.mixture.tokenizer_file.resolve())}
             save_checkpoint(ckpt_dir, step, model, optimizer, meta, rank, cfg["keep_ckpts"])
     if cfg["export_hf"]:
         options = StateDictOptions(full_state_dict=True, cpu_offload=True)  # gathered on rank 0's CPU
         full_sd = get_model_state_dict(model, options=options)
         if master:
-            export(model, full_sd, out / "hf", plan.tokenizer_path, DTYPES[cfg["export_dtype"]])
+            init = plan.source[1] if plan.source[0] == "hf" else None  # its tokenizer.json & co carry over
+            save_hf(model, out / "hf", DTYPES[cfg["export_dtype"]], full_sd, plan.mixture.tokenizer_file,
+                    init)
+            print(f"exported {out / 'hf'}")
         dist.barrier()
 
 
-def export(model, state_dict: dict, folder: Path, tokenizer_path, dtype):
-    """A Hugging Face folder (model.save_hf) plus the run's tokenizer.model, written under a tmp name."""
-    from model import save_hf
-
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    save_hf(model, tmp, dtype=dtype, state_dict=state_dict)
-    if tokenizer_path is not None:
-        shutil.copyfile(tokenizer_path, tmp / "tokenizer.model")
-    shutil.rmtree(folder, ignore_errors=True)
-    os.replace(tmp, folder)
-    print(f"exported {folder}")
-
-
-def export_checkpoint(ckpt: str, to: str, dtype: str | None):
-    """`--export CKPT --to FOLDER`: read a DCP checkpoint in this one process (no process group: DCP loads
-    the shards of any world size into full tensors) and write a Hugging Face folder."""
-    from model import Llama, ModelArgs
-
-    step_dir = resolve_checkpoint(ckpt)
-    if step_dir is None:
-        die(f"{ckpt} is not a checkpoint (no meta.json, no latest)")
-    meta = json.loads((step_dir / "meta.json").read_text())
-    with torch.device("meta"):
-        model = Llama(ModelArgs(**meta["model_args"]))
-    model.to_empty(device="cpu")
-    state_dict = model.state_dict()
-    with warnings.catch_warnings():  # "assuming the intent is to load in a single process": it is
-        warnings.filterwarnings("ignore", message="torch.distributed is disabled")
-        dcp.load({"model": state_dict}, checkpoint_id=step_dir, no_dist=True)
-    tokenizer = Path(meta["tokenizer"]) if meta.get("tokenizer") else None
-    if tokenizer is not None and not tokenizer.is_file():
-        print(f"warning: {tokenizer} not found, {to} gets no tokenizer.model")
-        tokenizer = None
-    export(model, state_dict, Path(to), tokenizer, DTYPES[dtype or meta["config"]["export_dtype"]])
-
-
 def main(argv: list[str]):
-    if "--export" in argv:  # python train.py --export CKPT --to FOLDER [--export_dtype=bfloat16]
-        try:
-            ckpt, to = argv[argv.index("--export") + 1], argv[argv.index("--to") + 1]
-        except (ValueError, IndexError):
-            die("usage: python train.py --export CKPT_DIR --to FOLDER [--export_dtype=bfloat16]")
-        dtype = next((a.split("=", 1)[1].strip("'\"") for a in argv if a.startswith("--export_dtype=")), None)
-        if dtype not in (None, *DTYPES):
-            die(f"export_dtype must be one of {list(DTYPES)} (default: the run's export_dtype)")
-        export_checkpoint(ckpt, to, dtype)
-    else:
-        train(resolve_config(argv))
+    if "-h" in argv or "--help" in argv:
+        print(usage())
+        return
+    if "--plan" in argv:  # size the run for --gpus=N without running it: plan.py
+        rest, flags = plan.parse_flags(argv)
+        return plan.main(resolve_config(rest), flags, PEAK_BF16_FLOPS)
+    cfg = resolve_config(argv)
+    checked = plan_run(cfg, int(os.environ.get("WORLD_SIZE", "1")))
+    rank, world, device, mesh = setup_distributed(cfg)
+    try:
+        run(cfg, checked, rank, world, device, mesh)
+    finally:
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":

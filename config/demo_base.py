@@ -8,8 +8,8 @@ mix = "data/demo/mix_base.json"
 out_dir = "out/demo_base"
 
 block_size = 256
-batch_size = 16
-grad_accum = 1
+global_batch_size = 16
+micro_batch_size = 16
 # 500 steps x 16 x 256 = 2M tokens (~7 epochs of the 300k-token base set), ~4 minutes at ~9k tok/s on 2
 # cores: the three trainings must fit the demo's 15-minute budget. With 250 steps at dim 256 the CPT'd Bi
 # model wrote one word ('iria') for every eng->X prompt; with this base it writes names in the target
@@ -21,7 +21,7 @@ warmup_steps = 30
 lr_decay_steps = 0
 
 eval_interval = 250  # each eval pass costs seconds: start, middle, end
-eval_batches = 2
+eval_sequences = 32
 ckpt_interval = 100
 keep_ckpts = 2
 

@@ -6,23 +6,13 @@
 # 667 sources of prepare_mala.py --demo, 313 are high, 119 medium_high, 121 medium, 105 medium_low, 7 low
 # and 2 (empty) very_low; none is very_high (mix.py prints the table). Scaling by one factor keeps the
 # paper's ratios between the boundaries.
+# Rates, kinds and shares: the paper's Mix 1 (the demo has only bi and mono: mix.py renormalises their
+# shares to 55% / 45%).
+from config.mix_bi import *  # noqa: F403
+
 tier_thresholds = {"very_high": 10_000, "high": 1_000, "medium_high": 500, "medium": 100, "medium_low": 10,
                    "low": 1, "very_low": 0}
-
-# Same rates as config/mix_bi.py: OUR RECONSTRUCTION of the paper's Table 10 (low tiers 20x-50x).
-tier_rates = {"very_high": 1.0, "high": 1.0, "medium_high": 2.0, "medium": 5.0, "medium_low": 10.0,
-              "low": 20.0, "very_low": 50.0}
-
-kinds = ["bi", "mono", "code", "papers", "instructions", "books"]
-
-# The paper's Mix 1 shares; the demo has only bi and mono, so mix.py renormalises them to 55% / 45%.
-kind_shares = {"bi": 0.323, "mono": 0.263, "code": 0.150, "papers": 0.132, "instructions": 0.114,
-               "books": 0.018}
-
-source_rates = {}
 
 # Only for the table's expected tokens / epochs: about what config/demo_bi.py trains on
 # (steps x batch x block); mix.py --total-tokens N overrides it.
 total_tokens = 2_000_000
-
-max_epochs_warn = 16  # Muennighoff et al. 2023

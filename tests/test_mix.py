@@ -4,6 +4,7 @@ Synthetic data dirs: source k's train file holds k * 1e6 + position and its val 
 k * 1e6 + 500_000 + position, so every sampled token says which file and offset it came from.
 """
 
+import hashlib
 import json
 import os
 import subprocess
@@ -15,7 +16,8 @@ import pytest
 import torch
 
 import mix
-from mix import PAPER_TIER_THRESHOLDS, TIERS, MixError, Mixture
+from mix import PAPER_TIER_THRESHOLDS, TIERS, MixError
+from sampler import Mixture
 
 ROOT = Path(__file__).resolve().parent.parent
 VAL_BASE = 500_000
@@ -35,12 +37,14 @@ SOURCES = {
 }
 
 
-def make_data_dir(root: Path, sources: dict, sha: str = "a" * 64, first_id: int = 0) -> dict:
-    """Write <name>.bin / .val.bin and index.json exactly per the contract; returns name -> file id k."""
+def make_data_dir(root: Path, sources: dict, tokenizer: bytes = b"tokenizer A\n", first_id: int = 0):
+    """Write <name>.bin / .val.bin, the tokenizer copy and index.json exactly per the contract (as a finished
+    prepare_mala.py run leaves them); returns name -> file id k."""
     root.mkdir(parents=True, exist_ok=True)
-    index = {"format": 1, "dtype": "uint32",
-             "tokenizer": {"path": "/x/tokenizer.model", "sha256": sha, "n_vocab": 8448, "bos_id": 8192,
-                           "eos_id": 8193},
+    (root / "tokenizer.model").write_bytes(tokenizer)
+    index = {"format": 2, "dtype": "uint32", "complete": True, "pending": [], "command": "prepare_mala.py",
+             "tokenizer": {"file": "tokenizer.model", "sha256": hashlib.sha256(tokenizer).hexdigest(),
+                           "n_vocab": 8448, "bos_id": 8192, "eos_id": 8193},
              "sources": {}}
     ids = {}
     for k, (name, (kind, n_tokens, n_words, val_tokens)) in enumerate(sources.items(), start=first_id):
@@ -222,38 +226,34 @@ def test_same_batch_across_instances_and_world_sizes(tmp_path, data):
                            reference[0])
 
 
-def test_val_batches(tmp_path, data):
+def test_val_sequences(tmp_path, data):
     T = 8
     path = make_mix(tmp_path, kinds=["mono"])
     m = Mixture(path, block_size=T, seed=0)
-    by_tier = m.val_batches(batch_size=4, n_batches=3, by="tier")
-    by_source = m.val_batches(batch_size=4, n_batches=2, by="source")
-    by_lang = m.val_batches(batch_size=4, n_batches=2, by="lang")
+    by_tier, by_source, by_lang = (m.val_sequences(12, by=by) for by in ("tier", "source", "lang"))
     # all sources (weight-0 bi included), none without val data, tiers in TIERS order
     assert list(by_tier) == ["high", "medium", "medium_low", "very_low"]
     assert set(by_source) == {n for n, spec in SOURCES.items() if spec[3] > 0}
     assert set(by_lang) == {"fra_Latn", "wol_Latn", "fuv_Latn"}
-    assert all(len(v) == 3 for v in by_tier.values())
-    for key, batches in by_source.items():
-        for x, y in batches:
-            assert x.shape == y.shape == (4, T)
-            real = (y != -1).numpy()  # padding only in rows of val files shorter than a window
-            src, pos = _source_and_position(x)
-            assert real.any() and (src[real] == data[key]).all() and (pos[real] >= VAL_BASE).all()
+    for key, (x, y) in by_source.items():
+        assert x.shape == y.shape == (12, T)
+        real = (y != -1).numpy()  # padding only in rows of val files shorter than a window
+        src, pos = _source_and_position(x)
+        assert real.any() and (src[real] == data[key]).all() and (pos[real] >= VAL_BASE).all()
     # the 5-token val file: whole file once, x padded with eos, y with -1 (ignored by the loss)
-    x, y = by_lang["fuv_Latn"][0]
+    x, y = by_lang["fuv_Latn"]
     k = data["fuv_Latn"] * 1_000_000 + VAL_BASE
     assert x[0].tolist() == [k, k + 1, k + 2, k + 3] + [8193] * 4
     assert y[0].tolist() == [k + 1, k + 2, k + 3, k + 4] + [-1] * 4
     # the high tier holds two sources: rows alternate between them
-    src = _source_and_position(by_tier["high"][0][0])[0][:, 0]
-    assert src.tolist() == [data["eng_Latn-fra_Latn"], data["fra_Latn"]] * 2
-    # deterministic, and independent of the training seed
-    again = Mixture(path, block_size=T, seed=99).val_batches(batch_size=4, n_batches=3, by="tier")
-    assert all(torch.equal(p[0], q[0]) and torch.equal(p[1], q[1])
-               for key in by_tier for p, q in zip(by_tier[key], again[key]))
+    src = _source_and_position(by_tier["high"][0])[0][:, 0]
+    assert src.tolist() == [data["eng_Latn-fra_Latn"], data["fra_Latn"]] * 6
+    # deterministic, independent of the training seed, and a longer set starts with the shorter one
+    again = Mixture(path, block_size=T, seed=99).val_sequences(24, by="tier")
+    assert all(torch.equal(by_tier[k][0], again[k][0][:12]) and torch.equal(by_tier[k][1], again[k][1][:12])
+               for k in by_tier)
     with pytest.raises(MixError, match="'kind'"):
-        m.val_batches(4, 1, by="kind")
+        m.val_sequences(4, by="kind")
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc to count file descriptors")
@@ -265,7 +265,7 @@ def test_many_sources_hold_no_file_descriptors(tmp_path):
     for step in range(20):
         m.get_batch(step, 0, 0, 1, 256)
     assert sum(a is not None for a in m._train) > 250  # most files are mapped now
-    m.val_batches(2, 1, by="source")
+    m.val_sequences(2, by="source")
     assert len(os.listdir("/proc/self/fd")) == before
 
 
@@ -311,7 +311,7 @@ def test_bad_data(tmp_path, data):
     (tmp_path / "empty").mkdir()
     with pytest.raises(MixError, match=f"data dir {tmp_path / 'empty'} has no index.json"):
         _bad(tmp_path, data_dirs=[tmp_path / "data", tmp_path / "empty"])
-    make_data_dir(tmp_path / "other_tok", {"deu_Latn": ("mono", 100, 100, 10)}, sha="b" * 64)
+    make_data_dir(tmp_path / "other_tok", {"deu_Latn": ("mono", 100, 100, 10)}, tokenizer=b"tokenizer B\n")
     with pytest.raises(MixError, match=f"{tmp_path / 'data'} and {tmp_path / 'other_tok'} use different tok"):
         _bad(tmp_path, data_dirs=[tmp_path / "data", tmp_path / "other_tok"])
     make_data_dir(tmp_path / "dup", {"wol_Latn": ("mono", 100, 100, 10)})
@@ -358,7 +358,8 @@ def test_cli_round_trip_table_and_plot(tmp_path, data, capsys):
     assert high.split()[1] == "2"  # two sources in the high tier
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     doc = json.loads(out.read_text())
-    assert doc["total_tokens"] == 1_000_000 and doc["tokenizer"]["sha256"] == "a" * 64
+    assert doc["total_tokens"] == 1_000_000
+    assert doc["tokenizer"]["sha256"] == hashlib.sha256(b"tokenizer A\n").hexdigest()
     assert doc["config"]["tier_thresholds"] == THRESHOLDS
     assert len(doc["sources"]) == len(SOURCES)
     assert sum(s["weight"] for s in doc["sources"]) == pytest.approx(1)

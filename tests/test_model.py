@@ -1,4 +1,4 @@
-"""model.py against transformers' LlamaForCausalLM (test oracle only), plus cache, masks, checkpoints."""
+"""model.py against transformers' LlamaForCausalLM (test oracle only), plus cache, masks, presets."""
 
 import json
 import os
@@ -8,19 +8,9 @@ from dataclasses import replace
 import pytest
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 
-from model import (
-    PRESETS,
-    CheckpointError,
-    Llama,
-    _meta_permute,
-    checkpoint_tensors,
-    load_hf,
-    read_config,
-    rope_inv_freq,
-    save_hf,
-)
+from checkpoint import load_hf, read_config, save_hf
+from model import PRESETS, Llama, rope_inv_freq
 
 # GQA + untied + Llama 3.1 scaling with a small original context (32) so that the 80-token test sequences
 # reach far beyond it; rope_theta 1e4 with head_dim 16 gives wavelengths 6.3, 19.9, 62.8, ... so all three
@@ -113,21 +103,18 @@ def test_greedy_generate_matches_transformers_with_left_padding(tmp_path):
     assert kept[0] == free[0][:free[0].index(stop) + 1] and kept[0][-1] == stop
 
 
-def test_kv_cache_decoding_matches_full_forward():
+def test_kv_cache_decoding_matches_full_forwards():
+    """generate's static-cache decode gives, step by step, the greedy token of a full forward over the
+    whole sequence so far (no cache), with left padding."""
     model = random_model(SCALED)
-    idx = torch.randint(0, 256, (2, 48))
-    with torch.no_grad():
-        full, _ = model(idx)
-        positions = torch.arange(48).expand(2, 48)
-        causal = torch.ones(48, 48, dtype=torch.bool).tril().expand(2, 48, 48)  # [B, query, cache slot]
-        model.setup_kv_cache(2, 48)
-        steps = [model.forward_cached(idx[:, :20], 0, positions[:, :20], causal[:, :20])]
-        for t in range(20, 48):  # one token at a time
-            step = slice(t, t + 1)
-            steps.append(model.forward_cached(idx[:, step], t, positions[:, step], causal[:, step]))
-        model.clear_kv_cache()
-    assert (torch.cat(steps, dim=1) - full).abs().max().item() <= 1e-5
-
+    prompts = [torch.randint(0, 256, (n,)).tolist() for n in (20, 7)]
+    cached = model.generate(prompts, 16)
+    for prompt, new in zip(prompts, cached):
+        seq = list(prompt)
+        with torch.no_grad():
+            for _ in range(16):
+                seq.append(int(model(torch.tensor([seq]))[0][0, -1].argmax()))
+        assert new == seq[len(prompt):]
 
 @pytest.mark.skipif(shutil.which(os.environ.get("CXX", "g++")) is None,
                     reason="torch.compile on CPU needs a C++ compiler (g++ or $CXX)")
@@ -181,112 +168,6 @@ def test_training_forward_has_no_graph_breaks():
     explanation = torch._dynamo.explain(model)(idx, idx)
     assert explanation.graph_break_count == 0, explanation.break_reasons
     assert explanation.graph_count == 1
-
-
-@pytest.mark.parametrize("n_shards", [1, 2])
-def test_meta_consolidated_checkpoint_loads_like_hf_twin(tmp_path, n_shards):
-    args = replace(SCALED, rope_scaling=dict(factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0,
-                                             original_max_position_embeddings=8192), max_seq_len=131072)
-    model = random_model(args)
-    save_hf(model, tmp_path / "hf")
-    meta = {k: v.clone() for k, v in model.state_dict().items()}  # Meta's names are ours
-    for i in range(args.n_layers):
-        meta[f"layers.{i}.attention.wq.weight"] = _meta_permute(meta[f"layers.{i}.attention.wq.weight"], 4)
-        meta[f"layers.{i}.attention.wk.weight"] = _meta_permute(meta[f"layers.{i}.attention.wk.weight"], 2)
-    (tmp_path / "meta").mkdir()
-    for shard in range(n_shards):  # model-parallel shards as Meta's fairscale layers split them
-        part = {}
-        for name, w in meta.items():
-            leaf = name.split(".")[-2]
-            dim = 1 if leaf in ("wo", "w2") else 0 if w.dim() == 2 else None
-            part[name] = w if dim is None else w.chunk(n_shards, dim=dim)[shard].clone()
-        torch.save(part, tmp_path / "meta" / f"consolidated.{shard:02d}.pth")
-    params = dict(dim=64, n_layers=2, n_heads=4, n_kv_heads=2, vocab_size=256, multiple_of=32,
-                  norm_eps=1e-5, rope_theta=10000.0, use_scaled_rope=True)
-    (tmp_path / "meta" / "params.json").write_text(json.dumps(params))
-    assert read_config(tmp_path / "meta") == read_config(tmp_path / "hf") == args
-    from_meta, from_hf = load_hf(tmp_path / "meta"), load_hf(tmp_path / "hf")
-    idx = torch.randint(0, 256, (1, 24))
-    with torch.no_grad():
-        assert torch.equal(from_meta(idx)[0], from_hf(idx)[0])
-        assert torch.equal(from_meta(idx)[0], model(idx)[0])
-    assert {n for n, _ in checkpoint_tensors(tmp_path / "meta")} == set(model.state_dict())
-
-
-def test_sharded_bf16_folder_loads_tensor_by_tensor(tmp_path):
-    model = random_model(TIED)
-    save_hf(model, tmp_path, dtype=torch.bfloat16)
-    assert json.loads((tmp_path / "config.json").read_text())["torch_dtype"] == "bfloat16"
-    tensors = load_file(tmp_path / "model.safetensors")
-    assert "lm_head.weight" not in tensors  # tied: transformers re-ties it
-    names = sorted(tensors)
-    halves = {"a.safetensors": names[: len(names) // 2], "b.safetensors": names[len(names) // 2:]}
-    for file, keys in halves.items():
-        save_file({k: tensors[k] for k in keys}, tmp_path / file)
-    index = {"weight_map": {k: f for f, keys in halves.items() for k in keys}}
-    (tmp_path / "model.safetensors.index.json").write_text(json.dumps(index))
-    (tmp_path / "model.safetensors").unlink()
-    loaded = load_hf(tmp_path)
-    assert all(p.dtype == torch.bfloat16 for p in loaded.parameters())
-    assert loaded.output.weight is loaded.tok_embeddings.weight
-    for name, p in model.state_dict().items():
-        assert torch.equal(loaded.state_dict()[name], p.to(torch.bfloat16)), name
-    assert load_hf(tmp_path, dtype=torch.float32).norm.weight.dtype == torch.float32
-
-
-# ------------------------------------------------------------------------------------------------ bad input
-
-
-def test_missing_folder_and_files(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nope"):
-        load_hf(tmp_path / "nope")
-    with pytest.raises(FileNotFoundError, match="config.json"):
-        read_config(tmp_path)
-    save_hf(random_model(TIED), tmp_path)
-    (tmp_path / "model.safetensors").unlink()
-    with pytest.raises(FileNotFoundError, match="model.safetensors"):
-        load_hf(tmp_path)
-
-
-def test_other_architecture_config_is_refused(tmp_path):
-    (tmp_path / "config.json").write_text(json.dumps({"architectures": ["GPT2LMHeadModel"],
-                                                      "model_type": "gpt2", "n_embd": 64}))
-    with pytest.raises(CheckpointError, match=r"config\.json: key 'model_type' is 'gpt2'"):
-        load_hf(tmp_path)
-
-
-def test_missing_tensor_is_named(tmp_path):
-    save_hf(random_model(SCALED), tmp_path)
-    tensors = load_file(tmp_path / "model.safetensors")
-    del tensors["model.layers.1.mlp.up_proj.weight"]
-    save_file(tensors, tmp_path / "model.safetensors")
-    expected = r"model\.safetensors: key 'layers\.1\.feed_forward\.w3\.weight' missing"
-    with pytest.raises(CheckpointError, match=expected):
-        load_hf(tmp_path)
-
-
-def test_wrong_shape_is_named(tmp_path):
-    save_hf(random_model(SCALED), tmp_path)
-    tensors = load_file(tmp_path / "model.safetensors")
-    tensors["model.layers.0.self_attn.k_proj.weight"] = torch.zeros(64, 64)  # MHA-shaped k in a GQA config
-    save_file(tensors, tmp_path / "model.safetensors")
-    expected = (r"model\.safetensors: key 'layers\.0\.attention\.wk\.weight' has shape \(64, 64\), "
-                r"config expects \(32, 64\)")
-    with pytest.raises(CheckpointError, match=expected):
-        load_hf(tmp_path)
-
-
-def test_unknown_key_and_corrupt_file_are_named(tmp_path):
-    save_hf(random_model(SCALED), tmp_path)
-    tensors = load_file(tmp_path / "model.safetensors")
-    tensors["model.layers.0.self_attn.q_norm.weight"] = torch.ones(16)
-    save_file(tensors, tmp_path / "model.safetensors")
-    with pytest.raises(CheckpointError, match=r"model\.safetensors: unexpected key "
-                                              r"'model\.layers\.0\.self_attn\.q_norm\.weight'"):
-        load_hf(tmp_path)
-    (tmp_path / "model.safetensors").write_bytes(b"not a safetensors file")
-    with pytest.raises(CheckpointError, match=r"model\.safetensors: cannot read"):
-        load_hf(tmp_path)
 
 
 # -------------------------------------------------------------------------------------------------- presets

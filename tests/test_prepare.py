@@ -101,7 +101,7 @@ def inputs(tmp_path_factory) -> tuple[Path, dict]:
 
 
 def run(inputs_root, out, tok, *extra):
-    return pm.main(["--input", str(inputs_root), "--out", str(out), "--tokenizer", str(tok), "--threads", "1",
+    return pm.main(["--input", str(inputs_root), "--out", str(out), "--tokenizer", str(tok),
                     "--group-size", "3", "--val-share", "0", *map(str, extra)])
 
 
@@ -125,9 +125,11 @@ def test_every_format_gives_the_exact_token_stream(inputs, small_tok, tmp_path):
     run(root, out, small_tok)
     tok = Tokenizer(small_tok)
     index = json.loads((out / "index.json").read_text())
-    assert index["format"] == 1 and index["dtype"] == "uint32"
-    assert index["tokenizer"] == {"path": str(small_tok.resolve()), "sha256": tok.sha256,
-                                  "n_vocab": tok.n_vocab, "bos_id": tok.bos_id, "eos_id": tok.eos_id}
+    assert index["format"] == 2 and index["dtype"] == "uint32" and index["complete"] is True
+    assert index["tokenizer"] == {"file": "tokenizer.model", "sha256": tok.sha256, "n_vocab": tok.n_vocab,
+                                  "bos_id": tok.bos_id, "eos_id": tok.eos_id,
+                                  "made_from": str(small_tok.resolve())}
+    assert (out / "tokenizer.model").read_bytes() == small_tok.read_bytes()  # the folder's own copy
     assert sorted(index["sources"]) == sorted(expected)
     for name, (kind, records) in expected.items():
         entry = index["sources"][name]
@@ -257,8 +259,9 @@ def test_bad_input_stops_with_an_error_naming_it(tmp_path, small_tok):
     assert proc.stderr.strip().splitlines()[-1] == (
         f"prepare_mala.py: error: Moses files differ in line count: {moses / 'x.eng_Latn'} has 3 lines, "
         f"{moses / 'x.spa_Latn'} has 2")
-    assert json.loads((out / "index.json").read_text())["sources"] == {}
-    assert sorted(p.name for p in out.iterdir()) == ["index.json"]
+    index = json.loads((out / "index.json").read_text())
+    assert index["sources"] == {} and index["complete"] is False and index["pending"] == ["eng_Latn-spa_Latn"]
+    assert sorted(p.name for p in out.iterdir()) == ["index.json", "tokenizer.model"]
 
     (moses / "x.spa_Latn").unlink()
     msg = error_of("--input", tmp_path / "moses", "--out", out, "--tokenizer", small_tok)
@@ -277,14 +280,39 @@ def test_bad_input_stops_with_an_error_naming_it(tmp_path, small_tok):
 
     args = ["--input", tmp_path, "--out", out, "--tokenizer", small_tok]
     assert "--shard 2/2: expected i/n" in error_of(*args, "--shard", "2/2")
-    for bad in (["--threads", -1], ["--workers", 0], ["--group-size", 0]):
-        assert "--group-size and --workers must be >= 1, --threads >= 0" in error_of(*args, *bad)
+    for bad in (["--workers", 0], ["--group-size", 0]):
+        assert "--group-size and --workers must be >= 1" in error_of(*args, *bad)
     assert "--tokenizer nope.model: no such file" in error_of("--input", tmp_path, "--out", out,
                                                               "--tokenizer", "nope.model")
 
 
 def tree(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+    """Every file of an output folder; index.json without the command line that made it."""
+    files = {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+    for name in [n for n in files if n.startswith("index")]:
+        index = json.loads(files[name])
+        files[name] = json.dumps({k: v for k, v in index.items() if k != "command"}).encode()
+    return files
+
+
+# The fault injection lives here, not in prepare_mala.py: a wrapper that slows every written document
+# down. Spawned workers run the wrapper's module-level code too (as __mp_main__), so they are slow as well.
+SLOW_PREPARE = """
+import sys, time
+sys.path.insert(0, {root!r})
+import prepare_mala
+add = prepare_mala.TokenFile.add
+prepare_mala.TokenFile.add = lambda self, *a: (time.sleep({delay}), add(self, *a))
+if __name__ == "__main__":
+    prepare_mala.main(sys.argv[1:])
+"""
+
+
+def slow_prepare(tmp_path: Path, delay: float, *argv) -> subprocess.Popen:
+    script = tmp_path / "slow_prepare.py"
+    script.write_text(SLOW_PREPARE.format(root=str(ROOT), delay=delay))
+    return subprocess.Popen([sys.executable, str(script), *map(str, argv)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
 
 
 def test_kill_and_rerun_is_byte_identical(inputs, small_tok, tmp_path):
@@ -292,11 +320,9 @@ def test_kill_and_rerun_is_byte_identical(inputs, small_tok, tmp_path):
     ref = tmp_path / "ref"
     run(root, ref, small_tok)
     out = tmp_path / "out"
-    cmd = [sys.executable, str(ROOT / "prepare_mala.py"), "--input", str(root), "--out", str(out),
-           "--tokenizer", str(small_tok), "--threads", "1", "--group-size", "3", "--val-share", "0"]
-    # the test hook sleeps after every encoded batch of 1 document: sources take ~1 s each
-    proc = subprocess.Popen(cmd + ["--batch-docs", "1"], env={**os.environ, pm.TEST_SLEEP_ENV: "0.25"},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    args = ["--input", root, "--out", out, "--tokenizer", small_tok, "--group-size", "3", "--val-share", "0"]
+    cmd = [sys.executable, str(ROOT / "prepare_mala.py"), *map(str, args)]
+    proc = slow_prepare(tmp_path, 0.25, *args)  # sources take ~1 s each
     deadline = time.time() + 30
     while time.time() < deadline:
         index = out / "index.json"
@@ -311,6 +337,15 @@ def test_kill_and_rerun_is_byte_identical(inputs, small_tok, tmp_path):
     half = [p.name for p in out.glob("*.tmp")]  # the source it was killed in: only a tmp file, no entry
     assert half and all(name.removesuffix(".tmp").removesuffix(".val.bin").removesuffix(".bin") not in done
                         for name in half)
+    # the next stage refuses the half-made folder, naming what is missing and the command that finishes it
+    mix_cmd = [sys.executable, str(ROOT / "mix.py"), str(out), "--config", str(ROOT / "config" / "mix_bi.py"),
+               "--out", str(tmp_path / "mix.json")]
+    refused = subprocess.run(mix_cmd, capture_output=True, text=True)
+    assert refused.returncode == 1 and not (tmp_path / "mix.json").exists()
+    message = refused.stderr.strip()
+    assert "\n" not in message and f"prepare_mala.py did not finish ({len(done)} sources done, " in message
+    assert "eng_Latn-spa_Latn" in message or "fra_Latn" in message  # the last sources (name order)
+    assert f"(finished sources are kept): python prepare_mala.py --input {root}" in message
     rerun = subprocess.run(cmd, capture_output=True, text=True, check=True)
     assert f"({len(done)} of 6 sources were complete already and kept)" in rerun.stdout
     assert tree(out) == tree(ref)  # every .bin, .val.bin and index.json; no *.tmp left behind
@@ -327,9 +362,6 @@ def test_workers_and_shards_match_the_plain_run(inputs, small_tok, tmp_path):
     run(root, tmp_path / "one", small_tok)
     run(root, tmp_path / "two", small_tok, "--workers", 2)
     assert tree(tmp_path / "two") == tree(tmp_path / "one")
-    for threads in (0, 3):  # encoding on the worker's thread, or on 3 encoder threads
-        run(root, tmp_path / f"threads{threads}", small_tok, "--threads", threads, "--batch-docs", 2)
-        assert tree(tmp_path / f"threads{threads}") == tree(tmp_path / "one")
     sharded = tmp_path / "sharded"
     part0 = run(root, sharded, small_tok, "--shard", "0/2")
     part1 = run(root, sharded, small_tok, "--shard", "1/2")
@@ -381,29 +413,6 @@ def test_script_recognition(text, code, ok):
     assert pm.script_matches(text, code[-4:]) is ok
 
 
-def test_demo_builds_tokenizes_and_reuses(tmp_path, monkeypatch, capsys):
-    import cldr_corpus
-
-    real = cldr_corpus.build_corpus
-    calls = []
-    monkeypatch.setattr(cldr_corpus, "build_corpus",
-                        lambda out, locales: calls.append(out) or real(out, locales=locales))
-    out = tmp_path / "demo"
-    demo_args = ["--demo", "--out", str(out), "--vocab-size", "400", "--demo-locales", "fr", "ru", "ja"]
-    sources = pm.main(demo_args)
-    assert set(sources) == {"eng_Latn-fra_Latn", "eng_Latn-rus_Cyrl", "eng_Latn-jpn_Jpan",
-                            "fra_Latn-rus_Cyrl", "eng_Latn", "fra_Latn", "rus_Cyrl", "jpn_Jpan"}
-    index = json.loads((out / "index.json").read_text())
-    assert index["tokenizer"]["n_vocab"] == 400 + 256 and index["tokenizer"]["bos_id"] == 400
-    assert all(s["n_tokens"] > 0 and s["val"]["n_docs"] >= 2 for s in index["sources"].values())
-    assert (out / "flores" / "devtest").is_dir()
-    before = tree(out)
-    capsys.readouterr()
-    pm.main(demo_args)
-    assert len(calls) == 1 and tree(out) == before
-    assert "(8 of 8 sources were complete already and kept)" in capsys.readouterr().out
-
-
 def test_rerun_with_other_options_redoes_the_sources(inputs, small_tok, tmp_path, capsys):
     root, expected = inputs
     out = tmp_path / "out"
@@ -442,3 +451,112 @@ def test_text_formatter_equals_str_format(template):
     fmt = pm.text_formatter(template, "fra_Latn")
     for text in ("Le chat dort.", "{code} {text} {{x}}", "\0 \\ é 東京", "12"):
         assert fmt(text) == template.format(code="fra_Latn", text=text)
+
+
+# ----------------------------------------------------------------------------- faults and odd inputs
+
+
+def test_a_byte_order_mark_is_not_data(tmp_path, small_tok):
+    bom = "\ufeff"
+    pairs = make_pairs("eng_Latn", "fra_Latn", 4)
+    write_jsonl(tmp_path / "a" / "eng_Latn-fra_Latn" / "train.jsonl", [{"src_text": a, "tgt_text": b}
+                                                                       for a, b in pairs])
+    plain = run(tmp_path / "a", tmp_path / "plain", small_tok)["eng_Latn-fra_Latn"]
+    jsonl = tmp_path / "b" / "eng_Latn-fra_Latn" / "train.jsonl"
+    jsonl.parent.mkdir(parents=True)
+    jsonl.write_text(bom + (tmp_path / "a" / "eng_Latn-fra_Latn" / "train.jsonl").read_text(),
+                     encoding="utf-8")
+    tsv = tmp_path / "c" / "eng_Latn-fra_Latn" / "data.tsv"
+    tsv.parent.mkdir(parents=True)
+    tsv.write_text(bom + "".join(f"{a}\t{b}\n" for a, b in pairs), encoding="utf-8")
+    moses = tmp_path / "d" / "eng_Latn-fra_Latn"
+    moses.mkdir(parents=True)
+    (moses / "x.eng_Latn").write_text(bom + "".join(a + "\n" for a, _ in pairs), encoding="utf-8")
+    (moses / "x.fra_Latn").write_text(bom + "".join(b + "\n" for _, b in pairs), encoding="utf-8")
+    for folder in "bcd":
+        entry = run(tmp_path / folder, tmp_path / f"out_{folder}", small_tok)["eng_Latn-fra_Latn"]
+        assert (entry["sha256"], entry["val"]["sha256"]) == (plain["sha256"], plain["val"]["sha256"]), folder
+        assert entry["n_pairs"] + entry["val"]["n_pairs"] == 4, folder
+        assert sum(entry["dropped"].values()) == 0, folder
+
+
+def test_unreadable_files_are_one_line_errors_or_counted_skips(tmp_path, small_tok):
+    pairs = [{"src_text": a, "tgt_text": b} for a, b in make_pairs("eng_Latn", "fra_Latn", 40)]
+    gz = tmp_path / "gz" / "eng_Latn-fra_Latn" / "train.jsonl.gz"
+    write_jsonl(gz, pairs, gz=True)
+    gz.write_bytes(gz.read_bytes()[: len(gz.read_bytes()) // 2])  # truncated mid-stream
+    notgz = tmp_path / "notgz" / "eng_Latn-fra_Latn" / "train.jsonl.gz"
+    write_jsonl(notgz, pairs)  # plain text under a .gz name
+    parquet = tmp_path / "pq" / "eng_Latn-fra_Latn" / "a.parquet"
+    parquet.parent.mkdir(parents=True)
+    pq.write_table(pa.table({"src_text": ["x"] * 50, "tgt_text": ["y"] * 50}), parquet)
+    parquet.write_bytes(parquet.read_bytes()[:-30])  # footer gone
+    for folder, where in (("gz", f"{gz}:"), ("notgz", f"{notgz}:1: cannot read"),
+                          ("pq", f"{parquet}: cannot read parquet")):
+        message = error_of("--input", tmp_path / folder, "--out", tmp_path / "out", "--tokenizer", small_tok)
+        assert message.startswith(f"prepare_mala.py: error: {where}"), message
+    sources = run(tmp_path / "gz", tmp_path / "skipped", small_tok, "--skip-unreadable")
+    entry = sources["eng_Latn-fra_Latn"]
+    assert entry["dropped"]["unreadable_file"] == 1 and 0 < entry["n_pairs"] + entry["val"]["n_pairs"] < 40
+
+
+def test_both_directions_count_a_pair_once_for_its_tier(inputs, small_tok, tmp_path):
+    root, _ = inputs
+    fwd = run(root, tmp_path / "fwd", small_tok)
+    both = run(root, tmp_path / "both", small_tok, "--directions", "both")
+    for name, entry in both.items():
+        if entry["kind"] == "bi":
+            assert entry["n_docs"] == 2 * fwd[name]["n_docs"] and entry["n_tokens"] > fwd[name]["n_tokens"]
+            assert (entry["n_words"], entry["n_pairs"]) == (fwd[name]["n_words"], fwd[name]["n_pairs"]), name
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"  # a zombie is dead
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs /proc to find the worker processes")
+def test_killed_parent_takes_its_workers_with_it(inputs, small_tok, tmp_path):
+    root, _ = inputs
+    args = ["--input", root, "--out", tmp_path / "out", "--tokenizer", small_tok, "--group-size", "3",
+            "--val-share", "0", "--workers", "2"]
+    proc = slow_prepare(tmp_path, 1.0, *args)  # a source takes 4-12 s: a worker would write long after
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    deadline, workers = time.time() + 30, []
+    while time.time() < deadline and len(workers) < 2:  # the pool's two workers (and a resource tracker)
+        workers = [int(p) for p in children.read_text().split()] if children.exists() else []
+        time.sleep(0.1)
+    time.sleep(1.0)  # both are inside a source now
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 2
+    while time.time() < deadline and any(map(_alive, workers)):
+        time.sleep(0.05)
+    assert workers and not any(map(_alive, workers)), "workers outlived their parent"
+    run(root, tmp_path / "out", small_tok, "--workers", 2)  # no orphan writes into the rerun
+    run(root, tmp_path / "ref", small_tok)
+    assert tree(tmp_path / "out") == tree(tmp_path / "ref")
+
+
+def test_a_prepared_folder_moves_with_its_tokenizer(inputs, small_tok, tmp_path):
+    """index.json names its own tokenizer copy, not the file the run was given: a folder copied to
+    another machine (or the original tokenizer deleted) still mixes and trains."""
+    import shutil
+
+    import mix
+    import sampler
+
+    root, _ = inputs
+    tok_copy = tmp_path / "given.model"
+    shutil.copy(small_tok, tok_copy)
+    run(root, tmp_path / "made", tok_copy)
+    tok_copy.unlink()
+    shutil.move(tmp_path / "made", tmp_path / "moved")
+    mix.main([str(tmp_path / "moved"), "--config", str(ROOT / "config" / "mix_bi.py"), "--out",
+              str(tmp_path / "mix.json")])
+    assert sampler.Mixture(tmp_path / "mix.json", 8).tokenizer_file == tmp_path / "moved" / "tokenizer.model"
+    (tmp_path / "moved" / "tokenizer.model").write_bytes(b"x")
+    with pytest.raises(mix.MixError, match=r"tokenizer copy .*tokenizer\.model is missing or is not the one"):
+        sampler.Mixture(tmp_path / "mix.json", 8)

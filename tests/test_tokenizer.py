@@ -137,7 +137,6 @@ def test_llama3_special_text_is_plain_unless_allowed(llama3_tokenizer_path):
     s = "<|begin_of_text|>hi<|eot_id|>"
     plain = tok.encode(s)
     assert max(plain) < 128000 and len(plain) > 3 and tok.decode(plain) == s
-    assert tok.encode_batch([s]) == [plain]
     assert tok.encode_array(s).tolist() == plain and tok.encode_array(s).dtype == np.uint32
     only_eot = tok.encode(s, allowed_special={"<|eot_id|>"})
     assert only_eot[-1] == 128009 and max(only_eot[:-1]) < 128000
@@ -154,7 +153,6 @@ def test_llama3_roundtrip_multilingual(llama3_tokenizer_path, texts):
         # The trainer pre-tokenises with the `regex` package; tiktoken splits with Rust fancy-regex.
         # Same pieces <=> encoding piece by piece gives the same ids.
         assert [i for piece in regex.findall(PAT_STR, s) for i in tok.encode(piece)] == ids
-    assert tok.encode_batch(texts, bos=True, eos=True) == [[tok.bos_id, *ids, tok.eos_id] for ids in encoded]
     arrays = [tok.encode_array(s, bos=True, eos=True).tolist() for s in texts]
     assert arrays == [[tok.bos_id, *ids, tok.eos_id] for ids in encoded]
 
@@ -193,7 +191,6 @@ def test_long_input_is_split_and_roundtrips(trained):
     ids = trained.encode(s)
     assert ids == [i for piece in split_long(s) for i in trained.encode(piece)]
     assert trained.decode(ids) == s
-    assert trained.encode_batch(["x", s]) == [trained.encode("x"), ids]
     assert trained.encode_array(s, eos=True).tolist() == ids + [trained.eos_id]
     assert trained.encode_array("").tolist() == [] and trained.encode_array("", bos=True).tolist() == [1024]
     lone_surrogate = "ok \ud800 é"  # JSON allows "\\ud800"; tiktoken encodes it as U+FFFD
@@ -217,7 +214,7 @@ def test_bpe_worked_example(tmp_path):
 def test_trained_tokenizer_loads_and_roundtrips(trained, corpus):
     assert (trained.n_base, trained.n_vocab) == (1024, 1280)
     assert (trained.bos_id, trained.eos_id, trained.eot_id) == (1024, 1025, 1033)
-    ids = trained.encode_batch(corpus, bos=True, eos=True)
+    ids = [trained.encode(s, bos=True, eos=True) for s in corpus]
     for s, row in zip(corpus, ids):
         assert row[0] == 1024 and row[-1] == 1025 and max(row[1:-1]) < 1024
         assert trained.decode(row[1:-1]) == s
@@ -319,3 +316,69 @@ def test_cli(tmp_path, capsys, corpus):
         main([str(tmp_path / "x.model"), "--train", str(tmp_path / "missing.txt")])
     with pytest.raises(SystemExit, match="tokenizer file not found"):
         main([str(tmp_path / "missing.model"), "hi"])
+
+
+# ---------------------------------------------------------------------------------------------------
+# Hugging Face tokenizer.json, both ways (transformers is the oracle)
+
+HF_STRINGS = [  # 60 strings: every script of the corpus, whitespace runs, digits, emoji, special-token text
+    *cldr_lines(15, seed=3)[:40], "Hello world", "  two  spaces  ", "tabs\tand\nnew\n\nlines\r\n",
+    "123456789",
+    "3.14159, -2", "Ça va? Très bien.", "Привет, мир!", "你好，世界。", "こんにちは", "안녕하세요", "مرحبا",
+    "नमस्ते", "Γειά σου", "שלום", "ሰላም", "สวัสดี", "🙂👍🏽 emoji", "I'm you'll THEY'VE", "\u200bzero width",
+    "<|begin_of_text|>x<|end_of_text|>", "a<|eot_id|>b",
+]
+
+
+def hf_ids_match(tok: Tokenizer, folder) -> None:
+    """AutoTokenizer on the written folder: the same ids (BOS first, special-token text as specials) and
+    the same text back; tokenizer.py reads the same ranks back from tokenizer.json."""
+    from transformers import AutoTokenizer
+
+    hf = AutoTokenizer.from_pretrained(folder)
+    assert (hf.bos_token_id, hf.eos_token_id, len(hf)) == (tok.bos_id, tok.eos_id, tok.n_vocab)
+    for s in HF_STRINGS:
+        ids = hf(s)["input_ids"]
+        assert ids == tok.encode(s, bos=True, allowed_special="all"), s
+        assert hf.decode(ids[1:]) == s
+    back = Tokenizer(folder / "tokenizer.json")
+    assert back.ranks == tok.ranks and back.sha256 == tok.sha256 and back.n_vocab == tok.n_vocab
+    assert back.special_tokens == tok.special_tokens
+
+
+def test_tokenizer_json_of_a_trained_bpe(trained, tmp_path):
+    from tokenizer import write_hf_tokenizer
+
+    write_hf_tokenizer(trained, tmp_path, model_max_length=256)
+    hf_ids_match(trained, tmp_path)
+
+
+def test_tokenizer_json_of_llama3(llama3_tokenizer_path, tmp_path):
+    from tokenizer import write_hf_tokenizer
+
+    tok = Tokenizer(llama3_tokenizer_path)
+    write_hf_tokenizer(tok, tmp_path, model_max_length=8192)
+    hf_ids_match(tok, tmp_path)
+    assert Tokenizer(tmp_path / "tokenizer.json").encode("Hello world, this is Llama 3!") == tok.encode(
+        "Hello world, this is Llama 3!")
+
+
+def test_tokenizer_json_that_would_give_other_ids_is_refused(trained, tmp_path):
+    import json
+
+    from tokenizer import write_hf_tokenizer
+
+    write_hf_tokenizer(trained, tmp_path, model_max_length=256)
+    data = json.loads((tmp_path / "tokenizer.json").read_text())
+    data["model"]["merges"] = data["model"]["merges"][::-1]
+    (tmp_path / "swapped.json").write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=r"swapped\.json: merges are not in vocabulary order"):
+        Tokenizer(tmp_path / "swapped.json")
+    data = json.loads((tmp_path / "tokenizer.json").read_text())
+    data["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] = r"\s+"
+    (tmp_path / "regex.json").write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=r"regex\.json: .*split regex"):
+        Tokenizer(tmp_path / "regex.json")
+    (tmp_path / "broken.json").write_text("{")
+    with pytest.raises(ValueError, match=r"broken\.json: not a byte-level BPE tokenizer\.json"):
+        Tokenizer(tmp_path / "broken.json")

@@ -1,15 +1,18 @@
 """train.py: exact resume (also after a kill during a checkpoint write), FSDP over 2 ranks equals one
-process, CPT init from a transformers-written folder, and clear errors on bad input.
+process, CPT init from a transformers-written folder, faults (kills, torn logs, reused folders) and clear
+errors on bad input.
 
 Runs use a tiny model on synthetic data: in this process (train.main) where that is enough, as
 `python train.py` / torchrun subprocesses where a separate process is the point (resume, kill, FSDP)."""
 
+import ast
 import hashlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -17,13 +20,16 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+import checkpoint
 import mix
+import sampler
 import train
+from tokenizer import train_bpe
 
 ROOT = Path(__file__).resolve().parent.parent
-VOCAB = 320
+VOCAB = 512  # a byte-level tokenizer: 256 bytes + 256 specials (bos 256, eos 257)
 TINY = ["--model=tiny", "--block_size=32", "--dtype=float32", "--device=cpu", "--warmup_steps=2",
-        "--lr=3e-3", "--min_lr=3e-4", "--lr_decay_steps=12", "--eval_interval=4", "--eval_batches=1"]
+        "--lr=3e-3", "--min_lr=3e-4", "--lr_decay_steps=12", "--eval_interval=4", "--eval_sequences=4"]
 
 
 def make_data(root: Path, n_vocab: int = VOCAB) -> Path:
@@ -31,9 +37,8 @@ def make_data(root: Path, n_vocab: int = VOCAB) -> Path:
     Documents are bos + an arithmetic progression mod 256 + eos: learnable, so the loss falls."""
     data = root / "data"
     data.mkdir(parents=True)
-    tok = data / "tokenizer.model"
-    tok.write_text("placeholder tokenizer: train.py only copies it into the exported folder\n")
-    bos, eos = 256, 257
+    tok = train_bpe(["bytes only"], 256, data / "tokenizer.model")
+    bos, eos = tok.bos_id, tok.eos_id
     rng = np.random.default_rng(0)
     sources = {}
     specs = [("eng_Latn-fra_Latn", "bi", ["eng_Latn", "fra_Latn"], 300),
@@ -51,9 +56,9 @@ def make_data(root: Path, n_vocab: int = VOCAB) -> Path:
                      "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
             entry.update(stats) if split == "train" else entry.update(val=stats)
         sources[name] = entry
-    index = {"format": 1, "dtype": "uint32", "sources": sources,
-             "tokenizer": {"path": str(tok), "sha256": hashlib.sha256(tok.read_bytes()).hexdigest(),
-                           "n_vocab": n_vocab, "bos_id": bos, "eos_id": eos}}
+    index = {"format": 2, "dtype": "uint32", "complete": True, "sources": sources,
+             "tokenizer": {"file": "tokenizer.model", "sha256": tok.sha256, "n_vocab": n_vocab, "bos_id": bos,
+                           "eos_id": eos}}
     (data / "index.json").write_text(json.dumps(index))
     mix_cfg = root / "mix_cfg.py"
     mix_cfg.write_text("tier_thresholds = {'very_high': 100000, 'high': 5000, 'medium_high': 4000, "
@@ -100,14 +105,14 @@ def read_log(out_dir: Path):
             {r["step"]: r["val"] for r in rows if "val" in r})
 
 
-# one process, 12 steps of 4 x 2 micro-batches; the reference for the resume and the FSDP tests
-COMMON = [*TINY, "--grad_accum=2", "--ckpt_interval=3", "--keep_ckpts=2"]
+# one process, 12 steps of 2 micro-steps of 4 sequences; the reference for the resume and the FSDP tests
+COMMON = [*TINY, "--global_batch_size=8", "--ckpt_interval=3", "--keep_ckpts=2"]
 
 
 @pytest.fixture(scope="module")
 def straight(mix_json, tmp_path_factory):
     out = tmp_path_factory.mktemp("straight")
-    train_here(*COMMON, f"--mix={mix_json}", "--batch_size=4", f"--out_dir={out}", "--max_steps=12")
+    train_here(*COMMON, f"--mix={mix_json}", "--micro_batch_size=4", f"--out_dir={out}", "--max_steps=12")
     return out
 
 
@@ -123,8 +128,27 @@ def test_straight_run_outputs(straight, mix_json):
     assert meta["mix_sha256"] == hashlib.sha256(mix_json.read_bytes()).hexdigest()
     hf = straight / "hf"
     assert json.loads((hf / "config.json").read_text())["vocab_size"] == VOCAB
-    tokenizer = json.loads(mix_json.read_text())["tokenizer"]["path"]
-    assert (hf / "tokenizer.model").read_bytes() == Path(tokenizer).read_bytes()
+    data_tokenizer = mix_json.parent / "data" / "tokenizer.model"
+    assert (hf / "tokenizer.model").read_bytes() == data_tokenizer.read_bytes()
+    assert (hf / "tokenizer.json").is_file() and (hf / "generation_config.json").is_file()
+
+
+# The kill during a checkpoint write is made here, not in train.py: a wrapper whose dcp.save writes the
+# shards of step 9, says so, and sleeps before train.py can rename them into a checkpoint.
+SLOW_SAVE = """
+import os, runpy, sys, time
+import torch.distributed.checkpoint as dcp
+save = dcp.save
+def slow_save(state, checkpoint_id):
+    save(state, checkpoint_id=checkpoint_id)
+    if str(checkpoint_id).endswith("step_9.tmp"):
+        print("step 9 half written", flush=True)
+        time.sleep(60)
+dcp.save = slow_save
+sys.argv = sys.argv[1:]
+sys.path.insert(0, os.path.dirname(os.path.abspath(sys.argv[0])))
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
 
 
 def test_exact_resume_also_after_kill_during_save(straight, mix_json, tmp_path):
@@ -133,13 +157,15 @@ def test_exact_resume_also_after_kill_during_save(straight, mix_json, tmp_path):
     _, losses, _ = read_log(straight)
     final = load_file(straight / "hf" / "model.safetensors")
     out = tmp_path / "parts"
-    args = [*COMMON, f"--mix={mix_json}", "--batch_size=4", f"--out_dir={out}"]
+    args = [*COMMON, f"--mix={mix_json}", "--micro_batch_size=4", f"--out_dir={out}"]
     train_here(*args, "--max_steps=6")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "EMMA_TEST_SLEEP_IN_SAVE": "9:60"}
-    proc = subprocess.Popen(train_cmd(*args, "--max_steps=12", "--resume"), cwd=ROOT, env=env, text=True,
+    (tmp_path / "slow_save.py").write_text(SLOW_SAVE)
+    cmd = [sys.executable, str(tmp_path / "slow_save.py"),
+           *train_cmd(*args, "--max_steps=12", "--resume")[1:]]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     for line in proc.stdout:
-        if line.startswith("EMMA_TEST_SLEEP_IN_SAVE"):
+        if line.startswith("step 9 half written"):
             proc.send_signal(signal.SIGKILL)
             break
     assert proc.wait() == -signal.SIGKILL
@@ -159,11 +185,12 @@ def test_exact_resume_also_after_kill_during_save(straight, mix_json, tmp_path):
 
 
 def test_fsdp_two_ranks_match_one_process(straight, mix_json, tmp_path):
-    """2 ranks x 2 sequences x 2 micro-steps = the straight run's 1 x 4 x 2: same losses and validation
-    losses (1e-5); each rank holds half of the parameters. Activation checkpointing on (recomputation is
-    exact). The 2-rank checkpoint, read back in one process by --export, equals the gathered export."""
+    """2 ranks x 2 sequences x 2 micro-steps = the straight run's 1 x 4 x 2: same losses and the same
+    validation losses (the same sequences whatever the world size, 1e-5); each rank holds half of the
+    parameters. Activation checkpointing on (recomputation is exact). The 2-rank checkpoint, exported in
+    one process by checkpoint.py, equals the gathered export."""
     out = tmp_path / "two"
-    run_train(*COMMON, f"--mix={mix_json}", "--batch_size=2", f"--out_dir={out}", "--max_steps=8",
+    run_train(*COMMON, f"--mix={mix_json}", "--micro_batch_size=2", f"--out_dir={out}", "--max_steps=8",
               "--activation_checkpointing=True", nproc=2)
     (header1,), one, val_one = read_log(straight)
     (header,), two, val_two = read_log(out)
@@ -176,7 +203,7 @@ def test_fsdp_two_ranks_match_one_process(straight, mix_json, tmp_path):
     assert header["world_size"] == 2 and header["n_params"] == header1["n_params"]
     assert sum(header["local_numel"]) == header["n_params"]
     assert max(header["local_numel"]) <= header["n_params"] // 2 + 64  # a shard each, not a replica
-    train.main(["--export", str(out / "ckpt"), "--to", str(tmp_path / "exported")])
+    checkpoint.main([str(out / "ckpt"), "--to", str(tmp_path / "exported")])
     gathered = load_file(out / "hf" / "model.safetensors")
     exported = load_file(tmp_path / "exported" / "model.safetensors")
     assert gathered.keys() == exported.keys() and all(torch.equal(gathered[k], exported[k]) for k in gathered)
@@ -192,10 +219,10 @@ def test_cpt_init_from_transformers_folder(mix_json, tmp_path):
     torch.manual_seed(1)
     hf_model = transformers.LlamaForCausalLM(config).eval()
     hf_model.save_pretrained(tmp_path / "hf_init")
-    train_here(*TINY, f"--mix={mix_json}", f"--init={tmp_path / 'hf_init'}", "--batch_size=4",
-               "--max_steps=1", f"--out_dir={tmp_path / 'cpt'}", "--eval_interval=0")
+    train_here(*TINY, f"--mix={mix_json}", f"--init={tmp_path / 'hf_init'}", "--global_batch_size=4",
+               "--micro_batch_size=4", "--max_steps=1", f"--out_dir={tmp_path / 'cpt'}", "--eval_interval=0")
     _, losses, _ = read_log(tmp_path / "cpt")
-    x, y = mix.Mixture(mix_json, 32, seed=0).get_batch(0, 0, 0, 1, 4)
+    x, y = sampler.Mixture(mix_json, 32, seed=0).get_batch(0, 0, 0, 1, 4)
     with torch.no_grad():
         logits = hf_model(x).logits.float()
     expected = torch.nn.functional.cross_entropy(logits.view(-1, VOCAB), y.view(-1)).item()
@@ -204,35 +231,40 @@ def test_cpt_init_from_transformers_folder(mix_json, tmp_path):
 
 def test_init_from_our_checkpoint(straight, mix_json, tmp_path):
     """init = a run's checkpoint dir (its `latest`, step 12): the weights, a fresh optimizer and step 0."""
-    from model import load_hf
-
-    train_here(*TINY, f"--mix={mix_json}", f"--init={straight / 'ckpt'}", "--batch_size=4", "--max_steps=1",
-               f"--out_dir={tmp_path / 'cont'}", "--eval_interval=0")
+    train_here(*TINY, f"--mix={mix_json}", f"--init={straight / 'ckpt'}", "--global_batch_size=4",
+               "--micro_batch_size=4", "--max_steps=1", f"--out_dir={tmp_path / 'cont'}", "--eval_interval=0")
     (header,), losses, _ = read_log(tmp_path / "cont")
     assert header["start_step"] == 0 and list(losses) == [1]
-    x, y = mix.Mixture(mix_json, 32, seed=0).get_batch(0, 0, 0, 1, 4)
+    x, y = sampler.Mixture(mix_json, 32, seed=0).get_batch(0, 0, 0, 1, 4)
     with torch.no_grad():
-        _, expected = load_hf(straight / "hf")(x, y)  # the same weights, exported at step 12
+        _, expected = checkpoint.load_hf(straight / "hf")(x, y)  # the same weights, exported at step 12
     assert abs(losses[1] - expected.item()) <= 1e-6 * expected.item()
 
 
-def test_bad_input_fails_before_compute(straight, mix_json, tmp_path):
+def test_bad_input_fails_before_compute(straight, mix_json, tmp_path, capsys):
     def error(*argv) -> str:
+        capsys.readouterr()
         with pytest.raises(SystemExit) as e:
             train.main([*TINY, f"--mix={mix_json}", f"--out_dir={tmp_path / 'bad'}", *argv])
-        return str(e.value)
+        err = capsys.readouterr().err
+        assert e.value.code == 1 and err.count("\n") == 1 and err.startswith("train.py: error: "), err
+        return err
 
     message = error("--lerning_rate=0.1")
-    assert "unknown key 'lerning_rate'" in message and "batch_size" in message and "warmup_steps" in message
+    assert "unknown key 'lerning_rate'" in message and "global_batch_size" in message
+    assert "warmup_steps" in message
     assert "max_steps must be int" in error("--max_steps=ten")
     assert "lr must be float" in error("--lr='fast'")
     assert "compile must be bool" in error("--compile=1")
     bad_cfg = tmp_path / "bad_cfg.py"
-    bad_cfg.write_text("batch_size = 4\nlearning_rate = 1e-4\n")
+    bad_cfg.write_text("micro_batch_size = 4\nlearning_rate = 1e-4\n")
     message = error(str(bad_cfg))
     assert str(bad_cfg) in message and "unknown key 'learning_rate'" in message and "grad_clip" in message
     assert "init folder" in error(f"--init={tmp_path / 'no_such_model'}")
     assert "not found" in error(f"--mix={tmp_path / 'none.json'}")
+    # a global batch that does not divide into micro-batches over the ranks
+    assert ("global_batch_size 6 is not a multiple of micro_batch_size 4 x 1 ranks = 4"
+            in error("--global_batch_size=6", "--micro_batch_size=4"))
     # a mix.json whose data went missing
     broken = tmp_path / "broken"
     broken_mix = make_data(broken)
@@ -241,7 +273,92 @@ def test_bad_input_fails_before_compute(straight, mix_json, tmp_path):
     # resume with another model shape: refused from meta.json, before anything is built
     message = error(f"--out_dir={straight}", "--resume", "--model=demo")
     assert "cannot resume" in message and "dim: checkpoint 64, this run 128" in message
-    # SystemExit with a message: python prints it to stderr (no traceback) and exits with status 1
-    with pytest.raises(SystemExit) as e:
-        train.main(["--batch_sise=2"])
-    assert isinstance(e.value.code, str) and "unknown key 'batch_sise'" in e.value.code
+
+
+def test_help_lists_every_key_with_its_default_and_meaning():
+    result = run_train("--help")
+    for key, default in train.DEFAULTS.items():
+        line = next(line for line in result.stdout.splitlines() if line.startswith(f"{key} = "))
+        value, meaning = line.removeprefix(f"{key} = ").split("  # ", 1)
+        assert len(meaning) > 8, line  # a line of meaning
+        assert key in ("device", "dtype") or ast.literal_eval(value) == default, line
+    assert "global_batch_size = 8  # sequences per optimizer step" in result.stdout
+    assert "bi.py" in result.stdout and "demo_base.py" in result.stdout  # the config files
+
+
+def test_a_fresh_run_never_mixes_with_an_old_runs_checkpoints(straight, mix_json, tmp_path, capsys):
+    """A fresh run into an out_dir with checkpoints is refused (checkpoints of step 9 and 12 would outrank
+    the new run's and get it pruned); --resume continues it; pruning never touches the newest."""
+    out = tmp_path / "reused"
+    args = [*COMMON, f"--mix={mix_json}", "--micro_batch_size=4", f"--out_dir={out}", "--export_hf=False"]
+    train_here(*args, "--max_steps=6")
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        train_here(*args, "--max_steps=3")
+    assert "holds checkpoints of a run (latest: step_6): add --resume" in capsys.readouterr().err
+    # a checkpoint of a later step from elsewhere (copied in by hand): resuming from latest never prunes it,
+    # and the new checkpoints of this run are kept
+    (out / "ckpt" / "step_99").mkdir()
+    train_here(*args, "--max_steps=9", "--resume", "--keep_ckpts=1")
+    assert sorted(p.name for p in (out / "ckpt").iterdir()) == ["latest", "step_9", "step_99"]
+    assert (out / "ckpt" / "latest").read_text() == "step_9"
+
+
+def test_a_torn_last_log_line_is_dropped_on_resume(mix_json, tmp_path, capsys):
+    out = tmp_path / "torn"
+    args = [*TINY, f"--mix={mix_json}", "--global_batch_size=4", "--micro_batch_size=4", f"--out_dir={out}",
+            "--ckpt_interval=2", "--export_hf=False"]
+    train_here(*args, "--max_steps=2")
+    with open(out / "log.jsonl", "a") as f:
+        f.write('{"step": 3, "loss": 2.7')  # killed while writing the line of step 3
+    capsys.readouterr()
+    train_here(*args, "--max_steps=3", "--resume")
+    assert "dropped a torn last line" in capsys.readouterr().out
+    _, losses, _ = read_log(out)
+    assert sorted(losses) == [1, 2, 3]
+
+
+def test_a_user_error_under_torchrun_is_one_line(mix_json, tmp_path):
+    result = run_train(*TINY, f"--mix={mix_json}", f"--out_dir={tmp_path / 'x'}", "--global_batch_size=3",
+                       "--micro_batch_size=1", nproc=2, check=False)
+    assert result.returncode != 0
+    ours = [line for line in (result.stdout + result.stderr).splitlines() if "train.py: error" in line]
+    assert ours == ["train.py: error: global_batch_size 3 is not a multiple of micro_batch_size 1 x 2 ranks "
+                    "= 2: change one of them"]
+    # the only traceback is torchrun's own ChildFailedError report: no frame of ours
+    assert result.stderr.count("Traceback") <= 1 and 'train.py", line' not in result.stderr
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs /proc to find the rank processes")
+def test_killing_torchrun_takes_its_ranks_with_it(mix_json, tmp_path):
+    """kill -9 of torchrun's whole process group: the ranks (started in a session of their own) end too."""
+    cmd = train_cmd(*TINY, f"--mix={mix_json}", f"--out_dir={tmp_path / 'k'}", "--global_batch_size=4",
+                    "--micro_batch_size=2", "--max_steps=100000", "--eval_interval=0", "--ckpt_interval=0",
+                    nproc=2)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    for line in proc.stdout:  # wait until training runs
+        if line.startswith("step 2 "):
+            break
+    ranks = [int(p.name) for p in Path("/proc").iterdir()  # torchrun's children that run train.py
+             if p.name.isdigit() and int(p.name) != proc.pid and str(tmp_path / "k") in _cmdline(p)]
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 5
+    while time.time() < deadline and any(map(_alive, ranks)):
+        time.sleep(0.05)
+    assert len(ranks) >= 2 and not any(map(_alive, ranks)), ranks
+
+
+def _cmdline(proc_dir: Path) -> str:
+    try:
+        return (proc_dir / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
