@@ -120,7 +120,8 @@ def plan(cfg: dict, gpus: int, gpu_memory_gb: float, gpu: str, mfu: float, peak_
               f"run: {cfg['max_steps']:,} steps x {tokens_step:,} = {run_tokens:,} tokens "
               f"({run_tokens / 1e9:.0f}B)",
               f"at an ASSUMED {mfu:.0%} MFU of {peak_flops[gpu] / 1e12:g} TFLOP/s per {gpu}: "
-              f"{gpu_hours:,.0f} GPU-hours, {gpu_hours / gpus:,.1f} hours ({gpu_hours / gpus / 24:.1f} days) on {gpus} GPUs"]
+              f"{gpu_hours:,.0f} GPU-hours, {gpu_hours / gpus:,.1f} hours ({gpu_hours / gpus / 24:.1f} days) "
+              f"on {gpus} GPUs"]
     if need > gpu_memory_gb:
         raise SystemExit("\n".join(lines) + f"\nplan: error: needs {need:.1f} GB per GPU, more than "
                          f"--gpu_memory_gb={gpu_memory_gb:g}: more GPUs, a smaller micro_batch_size, or "
