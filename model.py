@@ -217,9 +217,11 @@ class Llama(nn.Module):
 
     def flops_per_token(self, seq_len: int) -> float:
         """Training FLOPs per token: 6 * (matmul parameters) + 12 * L * dim * T for attention scores and
-        values (PaLM paper, appendix B). The embedding lookup costs no FLOPs, the output matrix does."""
+        values (PaLM paper, appendix B). The embedding lookup and the norms' scales cost no matmul, the
+        output matrix does (a tied one too)."""
         a = self.args
-        matmul_params = sum(p.numel() for n, p in self.named_parameters() if n != "tok_embeddings.weight")
+        matmul_params = sum(p.numel() for n, p in self.named_parameters()
+                            if p.dim() == 2 and n != "tok_embeddings.weight")
         if a.tie_embeddings:
             matmul_params += self.tok_embeddings.weight.numel()
         return 6 * matmul_params + 12 * a.n_layers * a.n_heads * a.head_dim * seq_len

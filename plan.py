@@ -24,7 +24,7 @@ from checkpoint import read_config
 from fsdp import parameter_names, shard_model
 from model import PRESETS, Llama, ModelArgs
 
-PLAN_FLAGS = {"gpus": 8, "gpu_memory_gb": 80.0, "gpu": "H100", "mfu": 0.40}
+PLAN_FLAGS = {"gpus": 8, "gpu_memory_gb": 80.0, "gpu": "H100", "mfu": 0.40}  # --plan's own flags
 
 
 def model_args(cfg: dict) -> tuple[ModelArgs, str]:
@@ -69,8 +69,8 @@ def activation_bytes(args: ModelArgs, tokens: int, checkpointing: bool) -> int:
     return tokens * (blocks + 10 * args.vocab_size)
 
 
-def plan(cfg: dict, gpus: int, gpu_memory_gb: float, gpu: str, mfu: float, peak_flops: dict) -> list[str]:
-    """The plan as printed lines; raises SystemExit(one line) when it cannot work."""
+def plan(cfg: dict, gpus: int, gpu_memory_gb: float, gpu: str, mfu: float, peak_flops: dict):
+    """(the plan as lines to print, GB needed per GPU); raises SystemExit(one line) when it cannot run."""
     args, source = model_args(cfg)
     per_step = cfg["micro_batch_size"] * gpus
     if cfg["global_batch_size"] % per_step:
@@ -122,11 +122,7 @@ def plan(cfg: dict, gpus: int, gpu_memory_gb: float, gpu: str, mfu: float, peak_
               f"at an ASSUMED {mfu:.0%} MFU of {peak_flops[gpu] / 1e12:g} TFLOP/s per {gpu}: "
               f"{gpu_hours:,.0f} GPU-hours, {gpu_hours / gpus:,.1f} hours ({gpu_hours / gpus / 24:.1f} days) "
               f"on {gpus} GPUs"]
-    if need > gpu_memory_gb:
-        raise SystemExit("\n".join(lines) + f"\nplan: error: needs {need:.1f} GB per GPU, more than "
-                         f"--gpu_memory_gb={gpu_memory_gb:g}: more GPUs, a smaller micro_batch_size, or "
-                         "activation_checkpointing=True")
-    return lines
+    return lines, need
 
 
 def parse_flags(argv: list[str]) -> tuple[list[str], dict]:
@@ -145,7 +141,12 @@ def parse_flags(argv: list[str]) -> tuple[list[str], dict]:
 
 
 def main(cfg: dict, flags: dict, peak_flops: dict) -> None:
-    print("\n".join(plan(cfg, flags["gpus"], flags["gpu_memory_gb"], flags["gpu"], flags["mfu"], peak_flops)))
+    lines, need = plan(cfg, flags["gpus"], flags["gpu_memory_gb"], flags["gpu"], flags["mfu"], peak_flops)
+    print("\n".join(lines))
+    if need > flags["gpu_memory_gb"]:
+        raise SystemExit(f"plan: error: needs {need:.1f} GB per GPU, more than --gpu_memory_gb="
+                         f"{flags['gpu_memory_gb']:g}: more GPUs, a smaller micro_batch_size, or "
+                         "activation_checkpointing=True")
 
 
 if __name__ == "__main__":
