@@ -1,41 +1,37 @@
 """
-The embedded demo corpus: a small, massively multilingual, COMPOSITIONAL corpus built offline from the
-CLDR data that Babel ships, in the MaLA folder formats with a FLORES-style held-out split.
+The embedded demo corpus: a small, massively multilingual, COMPOSITIONAL corpus built offline from the CLDR
+data that Babel ships, in MaLA's folder formats with a FLORES-style held-out split.
 
 A sentence is an item rendered by Babel's formatters with CLDR's own patterns and words, the same item in
-every language: a date ("Tuesday, March 5, 2024"), a relative time or duration ("in 3 hours", "2 days
-ago", "3 hours"), a measure ("25 kilometers"), an amount ("5.00 euros"), a list of territory names
-("Germany, Japan, or Peru"). A held-out sentence is an item no training file contains, while every part of
-it (date pattern, month, weekday, number, unit or currency in its count's plural form, list member at its
-place) is in that language's training sentences: a model that learned the parts can translate the unseen
-combination. (A held-out display name would be a word no training sentence has: nothing can translate it.)
+every language: a date ("Tuesday, March 5, 2024"), a relative time or duration ("in 3 hours", "3 hours"), a
+measure ("25 kilometers"), an amount ("5.00 euros"), a list of territory names ("Germany, Japan, or Peru").
+A held-out sentence is an item no training file has, whose every part (date pattern, month, weekday,
+number, unit or currency in its count's plural form, list member at its place) is in that language's
+training sentences: a model that learned the parts can translate the unseen combination (a held-out
+display name, a word no training sentence has, no model can translate).
 
-    python cldr_corpus.py OUT_DIR [--seed 0]
+    python cldr_corpus.py OUT_DIR [--seed 0]  ->  OUT_DIR/raw/bi/eng_Latn-<code>/train.jsonl (src_text,
+    tgt_text, src_lang, tgt_lang), OUT_DIR/raw/mono/<code>/train.jsonl (text: MONO_DOC_SENTENCES lines),
+    OUT_DIR/flores/{dev,devtest}/<code>.{dev,devtest} (line i: the same item everywhere), languages.json
 
-writes OUT_DIR/raw/bi/eng_Latn-<xxx_Scrp>/train.jsonl ({"src_text", "tgt_text", "src_lang", "tgt_lang"}),
-OUT_DIR/raw/mono/<xxx_Scrp>/train.jsonl ({"text"}: MONO_DOC_SENTENCES sentences joined by newlines),
-OUT_DIR/flores/{dev,devtest}/<code>.{dev,devtest} (line i: the same item in every language) and
-OUT_DIR/flores/languages.json (per code: name, locale, kinds, counts, why dropped or not in FLORES).
-
-- Native only: a language gets a kind (and in it a date width, unit, currency) only where its own CLDR data
-  renders it, checked on probe items: the letters differ from root's rendering (Babel fills gaps with
-  root's "+3 h", "5 km/h", "5.00 EUR", English "or" lists) and from English's (copies); a date width also
-  needs its pattern in the locale's own data. A Latin-script language may share a few renderings with
-  English (Spanish "euros"), not most (COPY_SHARE, NAME_COPY_SHARE: Igbo's territory names are English).
-  Of locales with identical text one is kept; a language whose text is in another script than its code's
-  (khk_Mong is Cyrillic) is dropped, as the pipeline's script check would drop its lines silently.
-- Bitext is with English only, one direction: any X->Y without English is zero-shot. Mono documents are
-  other items of the generator (as MaLA's mono and bitext are different text), as many as the bitext.
+- Native only: a language gets a kind (and in it a date width, unit, currency) where its own CLDR data
+  renders it, checked on probes: the letters differ from root's rendering (Babel fills gaps with root's
+  "+3 h", "5 km/h", "5.00 EUR", English "or" lists) and from English's; a date width needs its own pattern.
+  A Latin-script language may share a few renderings with English (Spanish "euros"), not most (COPY_SHARE,
+  NAME_COPY_SHARE: Igbo's territory names are English). Of identical locales one is kept; a language whose
+  text is in another script than its code says (khk_Mong: Cyrillic) is dropped, not silently discarded
+  by the pipeline's script check. languages.json says why, per language.
+- Bitext with English only, one direction (X->Y without English is zero-shot); mono: other items of the
+  generator (MaLA's mono and bitext are different text), as many sentences as the bitext.
 - Volumes in bitext words (both sides): BASE_LANGUAGES get WORDS_BASE, the others a stratified log-uniform
-  draw in [WORDS_MIN, WORDS_MAX] (separately for those that could have FLORES files): every tier is used.
-- Held-out: N_DEV + N_DEVTEST items drawn by seed, the same in every language, from widely native fillers
-  and a small pool of counts. No rendering of them (any language) is in any training file, nor are a
-  held-out list's members listed together. A language's bitext, and apart from it its mono, starts with a
-  greedy cover: other items that together show every part of every held-out item; random items fill the
-  rest. FLORES files exist where the held-out items are native, their parts can be shown by other items
-  and the bitext volume holds the cover (so not for the smallest languages).
-- Codes are FLORES-style ISO 639-3 + ISO 15924 (corpus_locales). build_corpus writes into
-  OUT_DIR/.cldr_tmp.<pid> and swaps raw/ and flores/ in at the end: a failed build leaves the old intact.
+  draw in [WORDS_MIN, WORDS_MAX] (separately for those that could have FLORES files): all tiers get some.
+- Held-out: N_DEV + N_DEVTEST items drawn by seed from widely native fillers and a small pool of counts.
+  No rendering of them is in any training file, nor a held-out list's members listed together. A
+  language's bitext, and apart from it its mono, starts with a greedy cover (other items that together
+  show every part of every held-out item), then random items. FLORES files where the held-out items are
+  native, their parts can be shown and the bitext volume holds the cover (not the smallest languages).
+- build_corpus writes into OUT_DIR/.cldr_tmp.<pid> and swaps raw/ and flores/ in at the end: a failed
+  build leaves the previous corpus intact.
 """
 
 import argparse
@@ -100,13 +96,11 @@ LETTERS, DIGITS = regex.compile(r"\p{L}+"), regex.compile(r"\d+")
 BIBLIOGRAPHIC = set("alb arm baq bur chi cze dut fre geo ger gre ice mac mao may per rum slo tib wel".split())
 # 2-letter codes with several 3-letter aliases (macrolanguage + its dominant individual language, or
 # a retired code): the FLORES-200 code where FLORES-200 has the language, else the ISO 639-3 code.
-MACRO_CHOICE = {
-    "ak": "aka", "ar": "arb", "az": "azj", "dz": "dzo", "et": "est", "fa": "pes", "ff": "ful",
-    "gn": "grn", "gu": "guj", "hr": "hrv", "iu": "iku", "ku": "kmr", "lv": "lvs", "mg": "plt",
-    "mn": "khk", "ms": "zsm", "ne": "npi", "om": "gaz", "or": "ory", "ps": "pbu", "qu": "que",
-    "ro": "ron", "sa": "san", "sc": "srd", "sq": "als", "sr": "srp", "sw": "swh", "uz": "uzn",
-    "yi": "ydd", "za": "zha", "zh": "zho",
-}
+MACRO_CHOICE = {"ak": "aka", "ar": "arb", "az": "azj", "dz": "dzo", "et": "est", "fa": "pes", "ff": "ful",
+                "gn": "grn", "gu": "guj", "hr": "hrv", "iu": "iku", "ku": "kmr", "lv": "lvs", "mg": "plt",
+                "mn": "khk", "ms": "zsm", "ne": "npi", "om": "gaz", "or": "ory", "ps": "pbu", "qu": "que",
+                "ro": "ron", "sa": "san", "sc": "srd", "sq": "als", "sr": "srp", "sw": "swh", "uz": "uzn",
+                "yi": "ydd", "za": "zha", "zh": "zho"}
 # in Arabic script these macrolanguages are other individual languages: South Azerbaijani, Western
 # Punjabi, Southern Uzbek
 SCRIPT_CHOICE = {("az", "Arab"): "azb", ("pa", "Arab"): "pnb", ("uz", "Arab"): "uzs"}
@@ -195,7 +189,8 @@ def render(locale: Locale, item: tuple, names: dict) -> str:
 ENGLISH, ROOT = Locale.parse("en"), Locale.parse("root")
 english = cache(lambda item: render(ENGLISH, item, ENGLISH.territories))
 root_text = cache(lambda item: render(ROOT, item, {}))
-letters = lambda text: " ".join(LETTERS.findall(text))
+# in any order: "Tue 5 M03 2024" (a pattern of its own around root's names) is root's "2024 M03 5, Tue"
+letters = lambda text: sorted(LETTERS.findall(text))
 
 
 def item_parts(item: tuple, text: str, weekday_widths) -> set:
@@ -438,11 +433,11 @@ def language_data(code: str, prof: dict, held: list, banned: dict, target_words:
     return {"bi": bi, "mono": mono, "flores": flores, "why": why, "words": words}
 
 
-def _write_jsonl(path: Path, rows: list[dict]) -> None:
+def _write(path: Path, lines: list) -> None:
+    """A line per str, a JSON line per dict."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8", newline="\n") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n")
+    dump = lambda x: x if isinstance(x, str) else json.dumps(x, ensure_ascii=False, separators=(",", ":"))
+    path.write_text("".join(dump(x) + "\n" for x in lines), encoding="utf-8", newline="\n")
 
 
 def build_corpus(out_dir: Path, seed: int = 0, locales: list[str] | None = None) -> dict:
@@ -482,20 +477,17 @@ def build_corpus(out_dir: Path, seed: int = 0, locales: list[str] | None = None)
     try:
         for code, d in data.items():
             if code != "eng_Latn":
-                _write_jsonl(tmp / "raw" / "bi" / f"eng_Latn-{code}" / "train.jsonl",
-                             [{"src_text": en, "tgt_text": x, "src_lang": "eng_Latn", "tgt_lang": code}
-                              for en, x in d["bi"]])
-            _write_jsonl(tmp / "raw" / "mono" / code / "train.jsonl",
-                         [{"text": "\n".join(d["mono"][i:i + MONO_DOC_SENTENCES])}
-                          for i in range(0, len(d["mono"]), MONO_DOC_SENTENCES)])
-            lines = d["flores"] or []
-            for split, part in (("dev", lines[:N_DEV]), ("devtest", lines[N_DEV:])) if lines else ():
-                (tmp / "flores" / split).mkdir(parents=True, exist_ok=True)
-                (tmp / "flores" / split / f"{code}.{split}").write_text(
-                    "".join(line + "\n" for line in part), encoding="utf-8", newline="\n")
-        (tmp / "flores").mkdir(parents=True, exist_ok=True)
-        (tmp / "flores" / "languages.json").write_text(
-            json.dumps(info, ensure_ascii=False, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+                _write(tmp / "raw" / "bi" / f"eng_Latn-{code}" / "train.jsonl",
+                       [{"src_text": en, "tgt_text": x, "src_lang": "eng_Latn", "tgt_lang": code}
+                        for en, x in d["bi"]])
+            _write(tmp / "raw" / "mono" / code / "train.jsonl", [
+                {"text": "\n".join(d["mono"][i:i + MONO_DOC_SENTENCES])}
+                for i in range(0, len(d["mono"]), MONO_DOC_SENTENCES)])
+            if d["flores"]:
+                _write(tmp / "flores" / "dev" / f"{code}.dev", d["flores"][:N_DEV])
+                _write(tmp / "flores" / "devtest" / f"{code}.devtest", d["flores"][N_DEV:])
+        _write(tmp / "flores" / "languages.json", [json.dumps(info, ensure_ascii=False, indent=1,
+                                                              sort_keys=True)])
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)   # no half-written tree left behind
         raise
@@ -521,19 +513,21 @@ def main(argv=None) -> None:
         raise SystemExit(f"cldr_corpus.py: {args.out_dir} exists and is not a directory")
     t0 = time.perf_counter()
     try:
-        summary = build_corpus(args.out_dir, seed=args.seed)
+        s = build_corpus(args.out_dir, seed=args.seed)
     except (ValueError, OSError) as e:
         raise SystemExit(f"cldr_corpus.py: {e}") from None
     size = sum(f.stat().st_size for part in ("raw", "flores") for f in (args.out_dir / part).rglob("*")
                if f.is_file())
-    s, words = summary, sorted(n for c, n in summary["n_words"].items() if c not in summary["base_languages"])
+    words = sorted(n for c, n in s["n_words"].items() if c not in s["base_languages"])
     print(f"{s['n_languages']} languages ({len(s['base_languages'])} base), {sum(s['n_bi'].values())} pairs, "
           f"{sum(s['n_mono'].values())} mono sentences, {len(s['flores_languages'])} FLORES languages x "
           f"{N_DEV} dev + {N_DEVTEST} devtest lines; {size / 1e6:.1f} MB in {time.perf_counter() - t0:.1f} s"
           f" -> {args.out_dir}\neng-X bitext words of the other languages: min {words[0]}, median "
           f"{words[len(words) // 2]}, max {words[-1]}; base languages {WORDS_BASE}")
-    for code, why in sorted(summary["dropped"].items()):
-        print(f"dropped {code}: {why}")
+    nothing = sorted(c for c, why in s["dropped"].items() if why.startswith("no kind"))
+    print(f"dropped, no kind native: {len(nothing)} ({' '.join(nothing)})")
+    for code in sorted(set(s["dropped"]) - set(nothing)):
+        print(f"dropped {code}: {s['dropped'][code]}")
 
 
 if __name__ == "__main__":
