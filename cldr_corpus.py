@@ -7,8 +7,8 @@ every language: a date ("Tuesday, March 5, 2024"), a relative time or duration (
 measure ("25 kilometers"), an amount ("5.00 euros"), a list of territory names ("Germany, Japan, or Peru").
 A held-out sentence is an item no training file has, whose every part (date pattern, month, weekday,
 number, unit or currency in its count's plural form, list member at its place) is in that language's
-training sentences: a model that learned the parts can translate the unseen combination (a held-out
-display name, a word no training sentence has, no model can translate).
+training sentences: a model that learned the parts can translate the unseen combination. (A held-out
+display name is a word that no training sentence has: no model could translate it.)
 
     python cldr_corpus.py OUT_DIR [--seed 0]  ->  OUT_DIR/raw/bi/eng_Latn-<code>/train.jsonl (src_text,
     tgt_text, src_lang, tgt_lang), OUT_DIR/raw/mono/<code>/train.jsonl (text: MONO_DOC_SENTENCES lines),
@@ -22,7 +22,8 @@ display name, a word no training sentence has, no model can translate).
   text is in another script than its code says (khk_Mong: Cyrillic) is dropped, not silently discarded
   by the pipeline's script check. languages.json says why, per language.
 - Bitext with English only, one direction (X->Y without English is zero-shot); mono: other items of the
-  generator (MaLA's mono and bitext are different text), as many sentences as the bitext.
+  generator (MaLA's mono and bitext are different text), as many sentences as the bitext (fewer where the
+  language's native items run out: that is its volume cap too).
 - Volumes in bitext words (both sides): BASE_LANGUAGES get WORDS_BASE, the others a stratified log-uniform
   draw in [WORDS_MIN, WORDS_MAX] (separately for those that could have FLORES files): all tiers get some.
 - Held-out: N_DEV + N_DEVTEST items drawn by seed from widely native fillers and a small pool of counts.
