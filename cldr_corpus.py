@@ -58,7 +58,8 @@ from babel.units import format_unit
 BASE_LANGUAGES = ["eng_Latn", "fra_Latn", "spa_Latn", "deu_Latn", "rus_Cyrl", "zho_Hans", "arb_Arab",
                   "por_Latn", "jpn_Jpan", "hin_Deva"]
 WORDS_BASE = 36_000                 # bitext words (both sides) of a base language's eng_Latn-xxx pair
-WORDS_MIN, WORDS_MAX = 25, 36_000   # the other languages: log-uniform in between
+WORDS_MIN, WORDS_MAX = 25, 24_000   # the other languages: log-uniform in between (below the base's tier)
+FILL_FIRST = 24                     # fill items before the covers: prepare's first held-out documents
 N_DEV, N_DEVTEST = 4, 40            # dev >= 3 lines for 3-shot prompts
 MONO_DOC_SENTENCES = 8
 
@@ -411,11 +412,13 @@ def language_data(code: str, prof: dict, held: list, banned: dict, target_words:
             for item, text, _parts in cover:
                 take(item, text, out)
     words = sum(len(en.split()) + len(x.split()) for en, x in bi)
-    if flores and words > target_words:
-        flores, why = None, f"bitext of {target_words} words cannot hold the held-out cover ({words})"
+    if flores and words + FILL_FIRST * words / max(len(bi), 1) > target_words:
+        flores, why = None, f"bitext of {target_words} words cannot hold the held-out cover ({words}) and " \
+                            f"{FILL_FIRST} other pairs"
     if not flores:      # the fill alone
         used.clear(), used.update(held), bi.clear(), mono.clear()
         words = 0
+    covers = len(bi), len(mono)
     for out in (bi, mono):
         kinds, failures = list(prof["fillers"]), dict.fromkeys(prof["fillers"], 0)
         while kinds and (words < target_words if out is bi else len(mono) < len(bi)):
@@ -429,8 +432,12 @@ def language_data(code: str, prof: dict, held: list, banned: dict, target_words:
             failures[kind] = 0
             take(item, text, out)
             words += len(bi[-1][0].split()) + len(text.split()) if out is bi else 0
-    rng.shuffle(bi)     # the covers are not blocks at the start
-    rng.shuffle(mono)
+    # the random items shuffled, then the covers: prepare_mala.py holds out the first odd-numbered documents
+    # (--val-docs) for validation, and a cover must stay in training (FILL_FIRST items come before it)
+    fill_bi, fill_mono = bi[covers[0]:], mono[covers[1]:]
+    rng.shuffle(fill_bi)
+    rng.shuffle(fill_mono)
+    bi, mono = fill_bi + bi[:covers[0]], fill_mono + mono[:covers[1]]
     return {"bi": bi, "mono": mono, "flores": flores, "why": why, "words": words}
 
 

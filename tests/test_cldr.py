@@ -111,16 +111,20 @@ def test_heldout_renderings_are_in_no_training_file(built):
 
 def test_every_part_of_a_heldout_item_is_in_training(built):
     # every word (run of letters or digits) of a held-out line is in the language's bitext side, and
-    # also in its mono. Languages written without spaces glue list members and connectors into one run
-    # ("意大利和俄罗斯"): there the names are cut out as words of their own.
+    # also in its mono, of what prepare_mala.py keeps for training in the demo: --val-docs 1 holds out the
+    # second document (pairs 10-19 at --group-size 10, mono sentences of the second mono document).
+    # Languages written without spaces glue list members and connectors into one run ("意大利和俄罗斯"):
+    # there the names are cut out as words of their own.
     out, summary, info, train, held = built
+    n = cc.MONO_DOC_SENTENCES
+    kept = {"bi": lambda xs: xs[:10] + xs[20:], "mono": lambda xs: xs[:n] + xs[2 * n:]}
     for code, sentences in held.items():
         names = sorted((Locale.parse(info[code]["locale"]).territories[c] for c in cc.HELDOUT_NAMES), key=len)
         name = regex.compile("|".join(map(regex.escape, names[::-1])))    # longest first
         cut = (lambda s: s) if all(" " in s for s in sentences) else (
             lambda s, name=name: name.sub(lambda m: f" {m[0]} ", s))
         for side in ("bi", "mono"):
-            words = {w for s in train[code][side] for w in TOKEN.findall(cut(s))}
+            words = {w for s in kept[side](train[code][side]) for w in TOKEN.findall(cut(s))}
             missing = {w for s in sentences for w in TOKEN.findall(cut(s))} - words
             assert not missing, (code, side, sorted(missing)[:5])
     # the parts as the generator sees them (month and weekday of a date width, list member at its place,
@@ -144,7 +148,7 @@ def test_every_part_of_a_heldout_item_is_in_training(built):
 
 def test_same_items_in_every_language(built):
     out, summary, info, train, held = built
-    assert len(summary["flores_languages"]) >= 75
+    assert len(summary["flores_languages"]) >= 65
     assert {"eng_Latn", "fra_Latn", "zho_Hans", "arb_Arab", "jpn_Jpan"} <= set(summary["flores_languages"])
     for split in ("dev", "devtest"):
         items = [cc.parse_item(k) for k in summary["held_out"][split]]
