@@ -33,6 +33,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from common import HelpFormatter  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent
 LLAMA3 = None  # --tokenizer: Meta's Llama 3 tokenizer.model for the tokenizer and prepare benchmarks
 OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
@@ -561,11 +563,11 @@ AREAS = {"model": bench_model, "tokenizer": bench_tokenizer, "prepare": bench_pr
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.strip().split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes: < 2 minutes on an idle 2-core box")
     parser.add_argument("--only", default=",".join(AREAS), help=f"comma-separated, of: {', '.join(AREAS)}")
     parser.add_argument("--json", help="also write the rows to this JSON file")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1, see above)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (see above)")
     parser.add_argument("--tokenizer", type=Path, help="Meta's Llama 3 tokenizer.model for the tokenizer and "
                         "prepare benchmarks (default: a 4k BPE trained here)")
     args = parser.parse_args(argv)

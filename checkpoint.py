@@ -30,6 +30,7 @@ import torch.nn as nn
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from common import HelpFormatter
 from model import LLAMA31_ROPE_SCALING, ROPE_SCALING_KEYS, Llama, ModelArgs
 from tokenizer import HF_TOKENIZER_FILES, Tokenizer, ranks_text, write_hf_tokenizer
 
@@ -397,8 +398,7 @@ def export(ckpt, to, dtype: str | None = None) -> Path:
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description="Export a train.py checkpoint as a Hugging Face folder.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("ckpt", help="a step dir (out_dir/ckpt/step_N), or a ckpt dir / out_dir: its latest")
     p.add_argument("--to", required=True, help="new or empty folder (or a previous export, replaced)")
     p.add_argument("--dtype", choices=list(DTYPES), help="of the safetensors (default: the run's one)")

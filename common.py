@@ -2,6 +2,7 @@
 with their parent (a `kill -9` of a run must not leave workers writing into a folder a rerun uses), and
 the one loader of config files (mix configs and training configs alike)."""
 
+import argparse
 import ctypes
 import hashlib
 import os
@@ -62,3 +63,7 @@ def read_config_file(path) -> dict:
         raise ValueError(f"{path}: {type(e).__name__}: {e}") from None
     is_key = lambda k, v: not k.startswith("_") and not isinstance(v, types.ModuleType)
     return {k: v for k, v in namespace.items() if is_key(k, v)}
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Every script's --help: its docstring as written, and every option with its default."""

@@ -38,7 +38,7 @@ from sacrebleu.utils import SACREBLEU_DIR
 from tqdm import tqdm
 
 from checkpoint import load_hf
-from common import write_atomic
+from common import HelpFormatter, write_atomic
 from mix import PAPER_TIER_THRESHOLDS, tier_of
 from tasks import (
     DATA_EXTS,
@@ -239,13 +239,13 @@ def task_units(task: str, data_dir: Path, langs=None, pairs=None, centre: str = 
     exts = (".txt",) if task == "ppl" else DATA_EXTS
     found = ({p.name.split(".")[0] for p in (data_dir / "devtest").glob("*.*")} if flores_layout
              else {p.stem for p in data_dir.glob("*") if p.suffix in exts})
-    langs = langs or sorted(found)
-    if not langs:
+    langs = langs or ([] if pairs else sorted(found))
+    if not langs and not pairs:
         raise DataError(f"{data_dir}: no data files for task {task}")
-    if kind == "translate":
+    if kind == "translate":  # centre->X and X->centre for every language, then the explicit pairs
         others = [lang for lang in langs if lang != centre]
-        pairs = ([tuple(p.split("-", 1)) for p in pairs] if pairs else
-                 [(centre, x) for x in others] + [(x, centre) for x in others])
+        pairs = [(centre, x) for x in others] + [(x, centre) for x in others] + [
+            tuple(p.split("-", 1)) for p in pairs or []]
         for split in ("dev", "devtest"):  # line-aligned across languages, or a corrupt / foreign file
             counts = {code: len(read_flores(data_dir, split, code)) for pair in pairs for code in pair}
             if len(set(counts.values())) > 1:
@@ -485,15 +485,15 @@ def parse_args(argv=None):
     p.add_argument("--log-samples", action="store_true", help="every example to <out>.<task>.samples.jsonl")
     p.add_argument("--tokenizer", help="default: the checkpoint's tokenizer.model / tokenizer.json")
     p.add_argument("--langs", nargs="+", help="languages (default: every file in --data)")
-    p.add_argument("--pairs", nargs="+", help="flores: explicit src-tgt directions instead of the centre's")
+    p.add_argument("--pairs", nargs="+", help="flores: src-tgt directions, besides the centre's of --langs")
     p.add_argument("--centre", default="eng_Latn", help="flores: evaluate centre->X and X->centre")
     p.add_argument("--lang-names", choices=("cldr", "code"), default="cldr", help="flores prompt names")
     p.add_argument("--index", metavar="JSON", help="tier of a language = tier of its pair with --centre, "
                    "from a mix.json (mix.py's tiers) or an index.json (the paper's thresholds)")
     p.add_argument("--tier-map", help="JSON {lang: tier} instead of --index")
     p.add_argument("--spm", help="flores200 SentencePiece model for spBLEU (default: sacrebleu's cache copy)")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument("--batch-size", type=int, default=8, help="prompts (or questions) per forward")
+    p.add_argument("--max-new-tokens", type=int, default=256, help="generation budget per prompt")
     p.add_argument("--sample", action="store_true", help="the paper's sampling: temperature 0.6, top-p 0.9")
     p.add_argument("--temperature", type=float, help="default 0 (greedy), 0.6 with --sample")
     p.add_argument("--top-p", type=float, help="default 1, 0.9 with --sample")
@@ -511,10 +511,6 @@ def parse_args(argv=None):
         if not Path(args.data).is_dir():
             raise DataError(f"{args.data}: no such data folder")
     return args
-
-
-class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """--help keeps the docstring's layout and shows every option's default."""
 
 
 def main(argv=None) -> None:

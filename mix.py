@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import read_config_file, write_atomic
+from common import HelpFormatter, read_config_file, write_atomic
 from prepare_mala import InputError
 from prepare_mala import read_index as read_prepared_index
 
@@ -29,7 +29,7 @@ TIERS = ("very_high", "high", "medium_high", "medium", "medium_low", "low", "ver
 PAPER_TIER_THRESHOLDS = {"very_high": 10_000_000_000, "high": 1_000_000_000, "medium_high": 500_000_000,
                          "medium": 100_000_000, "medium_low": 10_000_000, "low": 1_000_000, "very_low": 0}
 CONFIG_KEYS = {"tier_thresholds", "tier_rates", "kinds", "kind_shares", "source_rates", "total_tokens",
-               "max_epochs_warn"}
+               "max_epochs_warn", "replay_sources", "replay_share"}
 # Muennighoff et al. 2023 (Scaling Data-Constrained Language Models): returns of repeated data vanish
 # after ~16 epochs, so that is where a warning starts to mean something.
 DEFAULT_MAX_EPOCHS_WARN = 16.0
@@ -57,6 +57,8 @@ def load_config(path) -> dict:
     cfg.setdefault("kind_shares", None)
     cfg.setdefault("source_rates", {})
     cfg.setdefault("max_epochs_warn", DEFAULT_MAX_EPOCHS_WARN)
+    cfg.setdefault("replay_sources", [])
+    cfg.setdefault("replay_share", 0.0)
     validate_config(cfg, str(path))
     return cfg
 
@@ -86,6 +88,8 @@ def validate_config(cfg: dict, where: str = "mix config") -> None:
         missing = [k for k in cfg["kinds"] if k not in cfg["kind_shares"]]
         check(not missing, f"kinds {missing} have no entry in kind_shares")
     check(cfg["total_tokens"] > 0, f"total_tokens must be positive, got {cfg['total_tokens']}")
+    check(0 <= cfg["replay_share"] < 1, f"replay_share must be in [0, 1), got {cfg['replay_share']}")
+    check(not cfg["replay_share"] or cfg["replay_sources"], "replay_share > 0 needs replay_sources")
 
 
 def tier_of(n_words: int, thresholds: dict) -> str:
@@ -151,18 +155,20 @@ def compute_mix(sources: list[dict], cfg: dict) -> tuple[list[dict], list[str]]:
 
     weight ~ n_tokens x rate (rate = source_rates[name], else tier_rates[tier]; 0 for kinds not in the
     mix). With kind_shares, the weights inside each kind are scaled so the kind gets its token share;
-    kinds without any sampled source are dropped and the remaining shares renormalised.
+    kinds without any sampled source are dropped and the remaining shares renormalised. replay_sources take
+    replay_share of the tokens by their sizes (of any kind), the rest of the mix 1 - replay_share.
     """
-    names = {s["name"] for s in sources}
-    for name in cfg["source_rates"]:
-        if name not in names:
-            raise MixError(f"mix config: source_rates names source {name!r}, "
-                           "which is in none of the data dirs")
+    names, replay, replay_share = {s["name"] for s in sources}, set(cfg.get("replay_sources", [])), \
+        cfg.get("replay_share", 0.0)
+    for key, listed in (("source_rates", cfg["source_rates"]), ("replay_sources", replay)):
+        for name in listed:
+            if name not in names:
+                raise MixError(f"mix config: {key} names source {name!r}, which is in none of the data dirs")
     entries, notes = [], []
     for s in sources:
         tier = tier_of(s["n_words"], cfg["tier_thresholds"])
         rate = float(cfg["source_rates"].get(s["name"], cfg["tier_rates"][tier]))
-        if s["kind"] not in cfg["kinds"]:
+        if s["kind"] not in cfg["kinds"] or s["name"] in replay:  # replay is weighted apart, below
             rate = 0.0
         entries.append({**s, "tier": tier, "rate": rate, "weight": s["n_tokens"] * rate})
     raw_total = sum(e["weight"] for e in entries)
@@ -186,6 +192,12 @@ def compute_mix(sources: list[dict], cfg: dict) -> tuple[list[dict], list[str]]:
         for e in entries:
             k = e["kind"]
             e["weight"] = e["weight"] / per_kind[k] * live[k] / norm if k in live else 0.0
+    # replay (the data a continued model was trained on, against forgetting): replay_share of the tokens,
+    # the replay sources by their sizes, whatever the mix's kinds; the rest of the mix shares the remainder
+    replay_tokens = sum(e["n_tokens"] for e in entries if e["name"] in replay)
+    for e in entries:
+        e["weight"] = (replay_share * e["n_tokens"] / replay_tokens if e["name"] in replay
+                       else (1 - replay_share) * e["weight"])
     for e in entries:
         e["expected_tokens"] = e["weight"] * cfg["total_tokens"]
         e["epochs"] = e["expected_tokens"] / e["n_tokens"] if e["n_tokens"] else 0.0
@@ -276,7 +288,7 @@ def plot_mix(rows: list[dict], path: Path, title: str) -> bool:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("data_dirs", nargs="+", help="folders with index.json (prepare_mala.py output)")
     parser.add_argument("--config", required=True, help="mix config, e.g. config/mix_bi.py")
     parser.add_argument("--out", required=True, help="mix.json to write")

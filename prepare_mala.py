@@ -42,7 +42,7 @@ import numpy as np
 import regex
 from tqdm import tqdm
 
-from common import die_with_parent, file_sha256, write_atomic
+from common import HelpFormatter, die_with_parent, file_sha256, write_atomic
 from sources import InputError, SourceJob, discover, read_rows
 from tokenizer import Tokenizer, ranks_text
 
@@ -430,8 +430,7 @@ def prepare(inputs: list[str], opts: Options, workers: int = 1, shard: tuple[int
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip(),
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--input", nargs="+", default=[], help="source folders or roots holding them")
     p.add_argument("--out", required=True, help="output folder (.bin files + index.json); a rerun keeps "
                    "complete sources made with the same token-stream options and redoes the others")
@@ -443,7 +442,8 @@ def main(argv=None) -> dict:
                    "(corrupt, truncated) is counted and skipped from there instead of stopping the run")
     p.add_argument("--group-size", type=int, default=10, help="pairs per pseudo-document")
     p.add_argument("--template", default="[{code}]: {text}", help="one line per side; fields {code} {text}")
-    p.add_argument("--directions", choices=["fwd", "both", "random"], default="fwd")
+    p.add_argument("--directions", choices=["fwd", "both", "random"], default="fwd",
+                   help="fwd: the folder's direction; both: each group also reversed; random: per group")
     p.add_argument("--seed", type=int, default=0, help="for --directions random and the held-out hash")
     p.add_argument("--val-docs", type=int, default=2, help="held-out documents per source, at least")
     p.add_argument("--val-share", type=float, default=0.005, help="share of documents held out beyond that")

@@ -9,6 +9,7 @@ Special tokens are not in the file: 256 of them are appended after the base rank
     python tokenizer.py --train OUT.model --vocab-size 8192 FILE.txt [FILE.txt ...]
 """
 
+import argparse
 import base64
 import hashlib
 import heapq
@@ -22,7 +23,7 @@ import numpy as np
 import regex
 import tiktoken
 
-from common import write_atomic
+from common import HelpFormatter, write_atomic
 
 # The split regex of Meta's llama3/tokenizer.py (pat_str): contractions, letter runs with one leading
 # non-letter, digits in groups of at most 3, punctuation runs, newlines, whitespace.
@@ -468,15 +469,11 @@ def _read_lines(paths) -> Iterator[str]:
 
 
 def main(argv=None) -> None:
-    import argparse
-
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("path", help="tokenizer.model to load (or, with --train, to write)")
     parser.add_argument("inputs", nargs="*", help="text to encode; with --train: UTF-8 text files")
     parser.add_argument("--train", action="store_true", help="train a BPE tokenizer on the input files")
-    parser.add_argument("--vocab-size", type=int, default=8192)
+    parser.add_argument("--vocab-size", type=int, default=8192, help="--train: ranks (specials come on top)")
     args = parser.parse_intermixed_args(argv)
     try:
         if args.train:

@@ -1,18 +1,17 @@
-# Mix 1 ("Bi") for the embedded CLDR demo corpus (prepare_mala.py --demo): the paper's recipe with its
-# tier thresholds divided by 1,000,000 (a million words in the paper = one word here). The paper's
-# sources hold ~1e5 to ~1e11 words; a CLDR source holds ~10 (e.g. sid_Latn) to ~3,200 (eng_Latn-ibo_Latn),
-# so the paper's 1M / 10M / 100M / 500M / 1B / 10B boundaries become 1 / 10 / 100 / 500 / 1k / 10k words.
-# The CLDR range (2.5 decades) is narrower than the paper's (6), so not every tier is populated: of the
-# 667 sources of prepare_mala.py --demo, 313 are high, 119 medium_high, 121 medium, 105 medium_low, 7 low
-# and 2 (empty) very_low; none is very_high (mix.py prints the table). Scaling by one factor keeps the
-# paper's ratios between the boundaries.
-# Rates, kinds and shares: the paper's Mix 1 (the demo has only bi and mono: mix.py renormalises their
-# shares to 55% / 45%).
+# Mix 1 ("Bi") for the demo's CLDR corpus: continued pre-training of the base model on every language,
+# with bitext. The paper's rates and shares (config/mix_bi.py; the demo has only bi and mono, so mix.py
+# renormalises their shares to 55% / 45%), the demo's tiers, and a replay of the base model's own data.
+#   python mix.py data/demo --config config/mix_demo_bi.py --out data/demo/mix_bi.json
 from config.mix_bi import *  # noqa: F403
+from config.mix_demo_base import source_rates as _base_sources
+from config.mix_demo_base import tier_thresholds  # noqa: F401
 
-tier_thresholds = {"very_high": 10_000, "high": 1_000, "medium_high": 500, "medium": 100, "medium_low": 10,
-                   "low": 1, "very_low": 0}
-
-# Only for the table's expected tokens / epochs: about what config/demo_bi.py trains on
-# (steps x batch x block); mix.py --total-tokens N overrides it.
-total_tokens = 2_000_000
+source_rates = {}
+# OUR REMEDY for forgetting, the same in Mix 1 and Mix 2: 20% of the tokens replay the base model's own
+# data (its languages' mono and bitext, which then count in no other part of the mix). Without it a
+# ~1M-parameter model forgets how a translation prompt works when CPT shows it no bitext at all (Mono),
+# and the comparison would measure that collapse; with it the two mixes differ only in the new languages'
+# bitext, which is the paper's comparison.
+replay_sources = sorted(_base_sources)
+replay_share = 0.2
+total_tokens = 1_500_000  # about what config/demo_bi.py trains on (the table's epochs)

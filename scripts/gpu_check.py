@@ -38,6 +38,7 @@ import mix  # noqa: E402
 import plan  # noqa: E402
 import train  # noqa: E402
 from checkpoint import save_hf  # noqa: E402
+from common import HelpFormatter  # noqa: E402
 from model import PRESETS, Llama  # noqa: E402
 
 RESULTS: list[dict] = []
@@ -204,7 +205,7 @@ def check_torchrun(cfg: dict, mix_json: Path, out: Path) -> None:
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--cpu-smoke", action="store_true", help="tiny shapes on the CPU: checks the script only")
     p.add_argument("--steps", type=int, default=30, help="training steps of step 3")
     p.add_argument("--json", help="also write the results to this file")

@@ -118,6 +118,25 @@ def test_weights_expected_tokens_and_epochs():
     assert len(notes) == 1 and "1 source(s)" in notes[0] and "b (40.0)" in notes[0]
 
 
+def test_replay_takes_its_share_in_either_mix():
+    """The replay sources (a continued model's own data) get replay_share of the tokens by their sizes,
+    whatever the kinds of the mix: Mix 1 and Mix 2 differ only outside them."""
+    sources = [{"name": n, "kind": k, "n_tokens": t, "n_words": w} for n, (k, t, w, _) in SOURCES.items()]
+    replay = ["eng_Latn-fra_Latn", "fra_Latn"]  # a bi and a mono source
+    cfg = {"tier_thresholds": THRESHOLDS, "tier_rates": RATES, "kind_shares": None, "source_rates": {},
+           "total_tokens": 1000, "max_epochs_warn": 16, "replay_sources": replay, "replay_share": 0.2}
+    mixes = {kinds[0]: {e["name"]: e["weight"] for e in mix.compute_mix(sources, {**cfg, "kinds": kinds})[0]}
+             for kinds in (["bi", "mono"], ["mono"])}
+    for weights in mixes.values():
+        assert sum(weights.values()) == pytest.approx(1.0)
+        assert weights["eng_Latn-fra_Latn"] == pytest.approx(0.2 * 50_000 / 90_000)
+        assert weights["fra_Latn"] == pytest.approx(0.2 * 40_000 / 90_000)
+    assert mixes["mono"]["eng_Latn-wol_Latn"] == 0 < mixes["bi"]["eng_Latn-wol_Latn"]  # the only difference
+    assert mixes["mono"]["wol_Latn"] > mixes["bi"]["wol_Latn"] > 0
+    with pytest.raises(MixError, match="replay_sources names source 'xyz'"):
+        mix.compute_mix(sources, {**cfg, "kinds": ["mono"], "replay_sources": ["xyz"]})
+
+
 def test_kind_shares_mix1_and_mix2_from_configs():
     sources = [{"name": n, "kind": k, "n_tokens": t, "n_words": w} for n, (k, t, w, _) in SOURCES.items()]
     mix1 = mix.load_config(ROOT / "config" / "mix_demo_bi.py")
