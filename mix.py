@@ -155,8 +155,8 @@ def compute_mix(sources: list[dict], cfg: dict) -> tuple[list[dict], list[str]]:
 
     weight ~ n_tokens x rate (rate = source_rates[name], else tier_rates[tier]; 0 for kinds not in the
     mix). With kind_shares, the weights inside each kind are scaled so the kind gets its token share;
-    kinds without any sampled source are dropped and the remaining shares renormalised. replay_sources take
-    replay_share of the tokens by their sizes (of any kind), the rest of the mix 1 - replay_share.
+    kinds without any sampled source are dropped and the remaining shares renormalised. replay_sources get
+    replay_share of the tokens on top, by their sizes (of any kind); the mix above 1 - replay_share.
     """
     names, replay, replay_share = {s["name"] for s in sources}, set(cfg.get("replay_sources", [])), \
         cfg.get("replay_share", 0.0)
@@ -168,7 +168,7 @@ def compute_mix(sources: list[dict], cfg: dict) -> tuple[list[dict], list[str]]:
     for s in sources:
         tier = tier_of(s["n_words"], cfg["tier_thresholds"])
         rate = float(cfg["source_rates"].get(s["name"], cfg["tier_rates"][tier]))
-        if s["kind"] not in cfg["kinds"] or s["name"] in replay:  # replay is weighted apart, below
+        if s["kind"] not in cfg["kinds"]:
             rate = 0.0
         entries.append({**s, "tier": tier, "rate": rate, "weight": s["n_tokens"] * rate})
     raw_total = sum(e["weight"] for e in entries)
@@ -192,12 +192,12 @@ def compute_mix(sources: list[dict], cfg: dict) -> tuple[list[dict], list[str]]:
         for e in entries:
             k = e["kind"]
             e["weight"] = e["weight"] / per_kind[k] * live[k] / norm if k in live else 0.0
-    # replay (the data a continued model was trained on, against forgetting): replay_share of the tokens,
-    # the replay sources by their sizes, whatever the mix's kinds; the rest of the mix shares the remainder
+    # replay (the data a continued model was trained on, against forgetting): replay_share of the tokens
+    # go to the replay sources by their sizes, whatever the mix's kinds; the mix above gets the rest
     replay_tokens = sum(e["n_tokens"] for e in entries if e["name"] in replay)
     for e in entries:
-        e["weight"] = (replay_share * e["n_tokens"] / replay_tokens if e["name"] in replay
-                       else (1 - replay_share) * e["weight"])
+        e["weight"] = (1 - replay_share) * e["weight"] + (
+            replay_share * e["n_tokens"] / replay_tokens if e["name"] in replay else 0.0)
     for e in entries:
         e["expected_tokens"] = e["weight"] * cfg["total_tokens"]
         e["epochs"] = e["expected_tokens"] / e["n_tokens"] if e["n_tokens"] else 0.0

@@ -8,10 +8,9 @@ from config.mix_demo_base import tier_thresholds  # noqa: F401
 
 source_rates = {}
 # OUR REMEDY for forgetting, the same in Mix 1 and Mix 2: 20% of the tokens replay the base model's own
-# data (its languages' mono and bitext, which then count in no other part of the mix). Without it a
-# ~1M-parameter model forgets how a translation prompt works when CPT shows it no bitext at all (Mono),
-# and the comparison would measure that collapse; with it the two mixes differ only in the new languages'
-# bitext, which is the paper's comparison.
+# data (its languages' mono and bitext), on top of the mix's own share of them. Without it a ~1M-parameter
+# model forgets how a translation prompt works when CPT shows it no bitext at all (Mono), and the comparison
+# would measure that collapse; with it, Mix 1 is Mix 2 plus the bitext of every tier, as in the paper.
 replay_sources = sorted(_base_sources)
 replay_share = 0.2
 total_tokens = 1_500_000  # about what config/demo_bi.py trains on (the table's epochs)

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 import mix
+from cldr_corpus import BASE_LANGUAGES
 from mix import PAPER_TIER_THRESHOLDS, TIERS, MixError
 from sampler import Mixture
 
@@ -119,27 +120,30 @@ def test_weights_expected_tokens_and_epochs():
 
 
 def test_replay_takes_its_share_in_either_mix():
-    """The replay sources (a continued model's own data) get replay_share of the tokens by their sizes,
-    whatever the kinds of the mix: Mix 1 and Mix 2 differ only outside them."""
+    """The replay sources (a continued model's own data) get replay_share of the tokens by their sizes on
+    top of their place in the mix, whatever its kinds: Mix 2 differs from Mix 1 by the bitext alone."""
     sources = [{"name": n, "kind": k, "n_tokens": t, "n_words": w} for n, (k, t, w, _) in SOURCES.items()]
     replay = ["eng_Latn-fra_Latn", "fra_Latn"]  # a bi and a mono source
     cfg = {"tier_thresholds": THRESHOLDS, "tier_rates": RATES, "kind_shares": None, "source_rates": {},
            "total_tokens": 1000, "max_epochs_warn": 16, "replay_sources": replay, "replay_share": 0.2}
+    plain = {kinds[0]: {e["name"]: e["weight"] for e in mix.compute_mix(sources, {
+        **cfg, "kinds": kinds, "replay_share": 0.0})[0]} for kinds in (["bi", "mono"], ["mono"])}
     mixes = {kinds[0]: {e["name"]: e["weight"] for e in mix.compute_mix(sources, {**cfg, "kinds": kinds})[0]}
              for kinds in (["bi", "mono"], ["mono"])}
-    for weights in mixes.values():
+    for kind, weights in mixes.items():
         assert sum(weights.values()) == pytest.approx(1.0)
-        assert weights["eng_Latn-fra_Latn"] == pytest.approx(0.2 * 50_000 / 90_000)
-        assert weights["fra_Latn"] == pytest.approx(0.2 * 40_000 / 90_000)
-    assert mixes["mono"]["eng_Latn-wol_Latn"] == 0 < mixes["bi"]["eng_Latn-wol_Latn"]  # the only difference
-    assert mixes["mono"]["wol_Latn"] > mixes["bi"]["wol_Latn"] > 0
+        for name, w in weights.items():
+            on_top = 0.2 * {"eng_Latn-fra_Latn": 50_000, "fra_Latn": 40_000}.get(name, 0) / 90_000
+            assert w == pytest.approx(0.8 * plain[kind][name] + on_top), (kind, name)
+    assert mixes["mono"]["eng_Latn-fra_Latn"] == pytest.approx(0.2 * 50_000 / 90_000)  # bitext as replay only
+    assert mixes["mono"]["eng_Latn-wol_Latn"] == 0 < mixes["bi"]["eng_Latn-wol_Latn"]
     with pytest.raises(MixError, match="replay_sources names source 'xyz'"):
         mix.compute_mix(sources, {**cfg, "kinds": ["mono"], "replay_sources": ["xyz"]})
 
 
 def test_kind_shares_mix1_and_mix2_from_configs():
     sources = [{"name": n, "kind": k, "n_tokens": t, "n_words": w} for n, (k, t, w, _) in SOURCES.items()]
-    mix1 = mix.load_config(ROOT / "config" / "mix_demo_bi.py")
+    mix1 = mix.load_config(ROOT / "config" / "mix_bi.py") | {"tier_thresholds": THRESHOLDS}
     entries, notes = mix.compute_mix(sources, mix1)
     share = lambda kind: sum(e["weight"] for e in entries if e["kind"] == kind)
     assert share("bi") == pytest.approx(0.323 / (0.323 + 0.263))
@@ -148,9 +152,9 @@ def test_kind_shares_mix1_and_mix2_from_configs():
     # inside a kind, weights stay proportional to n_tokens x rate
     e = {x["name"]: x for x in entries}
     assert (e["eng_Latn-fra_Latn"]["tier"], e["eng_Latn-wol_Latn"]["tier"], e["wol_Latn"]["tier"]) == (
-        "very_high", "high", "medium_high")  # demo thresholds: 20,000 / 1,500 / 600 words
-    assert e["wol_Latn"]["weight"] / e["fra_Latn"]["weight"] == pytest.approx(5_000 * 2.0 / (40_000 * 1.0))
-    mix2 = mix.load_config(ROOT / "config" / "mix_demo_mono.py")
+        "high", "medium", "medium_low")  # 20,000 / 1,500 / 600 words
+    assert e["wol_Latn"]["weight"] / e["fra_Latn"]["weight"] == pytest.approx(5_000 * 10.0 / (40_000 * 1.0))
+    mix2 = mix.load_config(ROOT / "config" / "mix_mono.py") | {"tier_thresholds": THRESHOLDS}
     entries, _ = mix.compute_mix(sources, mix2)
     assert share("bi") == 0 and share("mono") == pytest.approx(1.0)
     assert all(e["rate"] == 0 for e in entries if e["kind"] == "bi")
@@ -170,14 +174,17 @@ def test_config_files():
         assert share == pytest.approx(paper["bi"]["kind_shares"][kind] / rest, abs=1e-3)
     rates = paper["bi"]["tier_rates"]
     assert 20 <= rates["low"] / rates["high"] <= 50 and 20 <= rates["very_low"] / rates["high"] <= 50
-    for cfg in demo.values():
-        assert {t: v * 1_000_000 for t, v in cfg["tier_thresholds"].items()} == PAPER_TIER_THRESHOLDS
+    for cfg in demo.values():  # the demo's own thresholds, in the paper's order
+        assert list(cfg["tier_thresholds"]) == list(PAPER_TIER_THRESHOLDS)
+        assert cfg["tier_thresholds"] == demo["base"]["tier_thresholds"]
     assert demo["bi"]["tier_rates"] == rates == demo["mono"]["tier_rates"]
-    # the demo's base model knows six big languages: no tier is sampled, only the sources named
+    # the demo's base model knows six big languages: no tier is sampled, only their mono and bitext with
+    # English; Mix 1 and Mix 2 replay exactly those
     assert not any(demo["base"]["tier_rates"].values())
     base_langs = {lang for name in demo["base"]["source_rates"] for lang in name.split("-")}
-    assert base_langs == {"eng_Latn", "fra_Latn", "spa_Latn", "rus_Cyrl", "zho_Hans", "arb_Arab"}
-    assert len(demo["base"]["source_rates"]) == 6 + 15
+    assert base_langs == set(BASE_LANGUAGES) and len(demo["base"]["source_rates"]) == 6 + 5
+    assert set(demo["bi"]["replay_sources"]) == set(demo["base"]["source_rates"]) == set(
+        demo["mono"]["replay_sources"]) and demo["bi"]["replay_share"] == demo["mono"]["replay_share"] > 0
 
 
 # ----------------------------------------------------------------------------- the sampler
@@ -394,7 +401,7 @@ def test_cli_round_trip_table_and_plot(tmp_path, data, capsys):
 def test_cli_without_matplotlib(tmp_path, data, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
     png = tmp_path / "mix.png"
-    mix.main([str(tmp_path / "data"), "--config", str(ROOT / "config" / "mix_demo_mono.py"),
+    mix.main([str(tmp_path / "data"), "--config", str(ROOT / "config" / "mix_mono.py"),
               "--out", str(tmp_path / "mix.json"), "--plot", str(png)])
     assert "matplotlib is not installed" in capsys.readouterr().out and not png.exists()
 
