@@ -29,11 +29,22 @@ from pathlib import Path
 
 os.environ.setdefault("TQDM_DISABLE", "1")  # before the imports below: no progress bars inside timings
 
+import babel  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+import evaluate  # noqa: E402
+import mix  # noqa: E402
+import prepare_mala  # noqa: E402
+import sampler  # noqa: E402
+import train  # noqa: E402
+from checkpoint import save_hf  # noqa: E402
 from common import HelpFormatter  # noqa: E402
+from model import PRESETS, Llama  # noqa: E402
+from sampler import Mixture  # noqa: E402
+from tasks import MCItem, flores_prompts  # noqa: E402
+from tokenizer import Tokenizer, learn_bpe, pretokenize, train_bpe  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 LLAMA3 = None  # --tokenizer: Meta's Llama 3 tokenizer.model for the tokenizer and prepare benchmarks
@@ -115,7 +126,6 @@ def cldr_text(n_chars: int, seed: int = 0, splice: bool = False) -> list[str]:
     """Lines of CLDR display names (languages, territories, months, days, currencies) of every Babel locale:
     many scripts, real words, deterministic. splice=True glues pieces of two names into new words, for a
     vocabulary as large as real text's (CLDR alone repeats the same names)."""
-    import babel
 
     rng, lines, total = random.Random(seed), [], 0
     while True:
@@ -138,7 +148,6 @@ def tokenizer_file(tmp: Path) -> tuple[Path, str]:
     """Meta's Llama 3 tokenizer when given (--tokenizer), else a small BPE trained here; says which."""
     if LLAMA3 is not None:
         return LLAMA3, "llama3"
-    from tokenizer import train_bpe
 
     train_bpe(cldr_text(300_000, splice=True), 4096, tmp / "bpe.model")
     return tmp / "bpe.model", "trained BPE 4k"
@@ -146,7 +155,6 @@ def tokenizer_file(tmp: Path) -> tuple[Path, str]:
 
 def demo_model(vocab_size: int, seed: int = 0):
     """The "demo" preset (model.PRESETS, fp32) with a fresh init."""
-    from model import PRESETS, Llama
 
     torch.manual_seed(seed)
     model = Llama(replace(PRESETS["demo"], vocab_size=vocab_size))
@@ -159,7 +167,6 @@ def demo_model(vocab_size: int, seed: int = 0):
 def bench_model(quick: bool) -> list[Row]:
     from transformers import LlamaForCausalLM  # bench-only oracle, never imported by runtime code
 
-    from checkpoint import save_hf
 
     ours = demo_model(2304).eval()  # the demo tokenizer's vocab (2048 base + 256 specials)
     with tempfile.TemporaryDirectory() as folder:
@@ -223,7 +230,6 @@ def bench_model(quick: bool) -> list[Row]:
 # ----------------------------------------------------------------------------------------------------
 # tokenizer.py: BPE training time; encoding against raw tiktoken
 def bench_tokenizer(quick: bool) -> list[Row]:
-    from tokenizer import Tokenizer, learn_bpe, pretokenize
 
     n_chars, vocab_size = (1_000_000, 2048) if quick else (5_000_000, 256 + 8192)
     rows = []
@@ -315,19 +321,18 @@ def cpu_seconds(fn) -> float:
 
 
 def bench_prepare(quick: bool) -> list[Row]:
-    import prepare_mala as pm
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         tok_path, tok_name = tokenizer_file(tmp)
-        tok = pm.load_tokenizer(str(tok_path))
+        tok = prepare_mala.load_tokenizer(str(tok_path))
         cli = lambda name, *extra: run_cli("--input", f"{tmp}/{name}", "--out", f"{tmp}/o{next(runs)}",
                                            "--tokenizer", str(tok_path), *map(str, extra))
         # the whole pipeline (read JSONL, clean, script check, dedup, pseudo-documents, encode, write .bin)
         # vs tiktoken alone on the same texts with the pipeline's batching (10 pairs a document)
         texts, n_bytes = make_pairs(tmp / "thr", 4, 2.0 if quick else 5.0)
-        opts, runs, mb = pm.Options("", str(tok_path)), itertools.count(), n_bytes / 1e6
-        pipeline = lambda: pm.prepare([str(tmp / "thr")], replace(opts, out=f"{tmp}/o{next(runs)}"))
+        opts, runs, mb = prepare_mala.Options("", str(tok_path)), itertools.count(), n_bytes / 1e6
+        pipeline = lambda: prepare_mala.prepare([str(tmp / "thr")], replace(opts, out=f"{tmp}/o{next(runs)}"))
         docs = ["\n".join(texts[i:i + 20]) for i in range(0, len(texts), 20)]
         tiktoken_only = lambda: [tok.model.encode_ordinary_batch(docs[i:i + 512], num_threads=1)
                                  for i in range(0, len(docs), 512)]
@@ -413,8 +418,6 @@ def nanogpt_get_batch(bins, n_tokens, cdf, rng, batch_size, block_size):
 
 
 def bench_mix(quick: bool) -> list[Row]:
-    import mix
-    import sampler
 
     block, batch = 8192, 8
     n_tokens, n_batches = (20_000, 300) if quick else (200_000, 2_000)
@@ -448,11 +451,6 @@ def bench_mix(quick: bool) -> list[Row]:
 # ----------------------------------------------------------------------------------------------------
 # train.py's step (FSDP2 over a process group of one, the torchrun code path) vs a plain PyTorch loop
 def bench_train(quick: bool) -> list[Row]:
-    import mix
-    import prepare_mala
-    import train
-    from sampler import Mixture
-    from tokenizer import train_bpe
 
     block, batch = 256, 8
     steps, rounds = (3, 2) if quick else (8, 3)
@@ -476,18 +474,31 @@ def bench_train(quick: bool) -> list[Row]:
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
 
-        plain, ours = float("inf"), 0.0
-        for r in range(rounds):  # alternate the two, best step of all rounds: the CPU is shared and noisy
-            plain = min(plain, timed(plain_step, steps - 1, warmup=True)[0])
+        def train_py(run: str, *overrides: str) -> float:  # train.py's best step (tok/s) with these settings
             train.main([f"--mix={mix_json}", "--model=demo", f"--block_size={block}",
                         f"--global_batch_size={batch}", f"--micro_batch_size={batch}",
                         f"--max_steps={steps}", "--eval_interval=0", "--ckpt_interval=0", "--export_hf=False",
-                        "--device=cpu", "--dtype=float32", f"--out_dir={tmp}/out{r}"])
-            log = [json.loads(line) for line in Path(f"{tmp}/out{r}/log.jsonl").read_text().splitlines()]
-            ours = max([ours] + [e.get("tokens_per_s", 0) for e in log if e.get("step", 0) > 1])
+                        "--device=cpu", "--dtype=float32", "--compile=False", *overrides,
+                        f"--out_dir={tmp}/{run}"])
+            log = [json.loads(line) for line in Path(f"{tmp}/{run}/log.jsonl").read_text().splitlines()]
+            return max(e.get("tokens_per_s", 0) for e in log if e.get("step", 0) > 1)
+
+        # the demo's CPU settings: bf16 pays only where the CPU multiplies bf16 natively (AMX, AVX512-BF16),
+        # torch.compile only where inductor's CPU code beats the eager kernels at these tiny shapes
+        plain, ours, bf16, compiled = float("inf"), 0.0, 0.0, 0.0
+        for r in range(rounds):  # interleaved, best step of all rounds: the CPU is shared and noisy
+            plain = min(plain, timed(plain_step, steps - 1, warmup=True)[0])
+            ours = max(ours, train_py(f"fp32_{r}"))
+            bf16 = max(bf16, train_py(f"bf16_{r}", "--dtype=bfloat16"))
+            compiled = max(compiled, train_py(f"compiled_{r}", "--compile=True"))
     return [Row("train", f"train.py step {batch}x{block}, 1 process", ours, batch * block / plain, "tok/s",
                 detail=f"demo preset, fp32, best step of {rounds} x {steps}; peer: plain loop, same model, "
-                "batches and AdamW, no FSDP (ratio 1.0 = FSDP2 costs nothing)")]
+                "batches and AdamW, no FSDP (ratio 1.0 = FSDP2 costs nothing)"),
+            Row("train", "train.py bf16 vs fp32 (demo preset)", bf16, ours, "tok/s",
+                detail="ratio > 1: bf16 pays on this CPU (config/demo_base.py uses fp32: the same numbers "
+                "everywhere, and no 10x slowdown on CPUs without native bf16)"),
+            Row("train", "train.py compile=True vs eager (demo preset)", compiled, ours, "tok/s",
+                detail="first steps (compiling) not counted; ratio > 1: compile pays on this CPU")]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -511,9 +522,6 @@ def one_choice_per_forward(model, tok, items) -> list[list[float]]:
 
 
 def bench_evaluate(quick: bool) -> list[Row]:
-    import evaluate
-    from tasks import MCItem, flores_prompts
-    from tokenizer import train_bpe
 
     rng = random.Random(0)
     sentence = lambda n_words: " ".join(rng.choice(WORDS) for _ in range(n_words)).capitalize() + "."

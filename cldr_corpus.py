@@ -222,13 +222,6 @@ def item_key(item: tuple) -> str:
     return f"{kind}:{filler}:{shown}"
 
 
-def parse_item(key: str) -> tuple:
-    kind, filler, value = key.split(":")
-    if kind == "date":
-        return kind, filler, date.fromisoformat(value).toordinal()
-    return (kind, int(filler), tuple(value.split(","))) if kind in LIST_STYLES else (kind, filler, int(value))
-
-
 def random_item(kind: str, rng: random.Random, fillers: list, names: list, counts=None) -> tuple:
     """A random item of a kind; counts: the held-out draw's pool of counts (and days of the month)."""
     filler = rng.choice(fillers)

@@ -111,13 +111,14 @@ def die(message: str):
 
 
 def usage() -> str:
-    """--help: the docstring, the default config block of this file (every key, its default, its meaning)
-    and the config files."""
+    """--help: the docstring, the default config block (every key, its default, its meaning), config files."""
     source = Path(__file__).read_text()
     block = source[source.index("# I/O\n"):source.index("# ---", source.index("# I/O\n"))]
     configs = sorted(p.name for p in (Path(__file__).parent / "config").glob("*.py") if p.name[0] != "_")
+    flags = " ".join(f"--{k}={v}" for k, v in plan.PLAN_FLAGS.items())  # --plan's own, with their defaults
     return (f"{__doc__.strip()}\n\nConfig keys with their defaults (set them in a config file or as "
-            f"--key=value):\n\n{block}\nConfig files (config/): {', '.join(configs)}\n")
+            f"--key=value):\n\n{block}\nConfig files (config/): {', '.join(configs)}\n--plan flags "
+            f"(plan.py; defaults): {flags}\n")
 
 
 def check_type(key: str, value, where: str):

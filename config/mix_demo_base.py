@@ -14,4 +14,4 @@ tier_rates = dict.fromkeys(tier_thresholds, 0.0)  # only the sources named below
 kinds = ["bi", "mono"]
 source_rates = {code: 1.0 for code in _BASE}  # monolingual
 source_rates |= {f"eng_Latn-{code}": 1.0 for code in _BASE if code != "eng_Latn"}  # bitext with English
-total_tokens = 6_000_000  # about what config/demo_base.py trains on (the table's epochs); --total-tokens
+total_tokens = 4_500_000  # about what config/demo_base.py trains on (the table's epochs); --total-tokens

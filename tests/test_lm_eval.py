@@ -57,7 +57,7 @@ def record_item(record, lang, where):
 def exported(request, tmp_path):
     """A tiny random Llama exported as a complete Hugging Face folder (tokenizer.json included)."""
     if request.param == "Llama 3":
-        tok_path = request.getfixturevalue("llama3_tokenizer_path")  # skips without ../shared/llama3
+        tok_path = request.getfixturevalue("llama3_tokenizer_path")  # skips without Meta's tokenizer
     else:
         texts = [r["context"] + " " + " ".join(r["choices"]) for r in RECORDS] * 5
         tok_path = tmp_path / "bpe.model"

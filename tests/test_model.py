@@ -189,7 +189,7 @@ def test_presets_and_param_counts():
     tiny = PRESETS["tiny"]
     assert (tiny.dim, tiny.n_layers, tiny.n_heads, tiny.n_kv_heads) == (64, 2, 4, 2)
     demo = PRESETS["demo"]
-    assert (demo.dim, demo.n_layers, demo.n_heads, demo.n_kv_heads, demo.ffn_dim) == (128, 4, 4, 2, 384)
+    assert (demo.dim, demo.n_layers, demo.n_heads, demo.n_kv_heads, demo.ffn_dim) == (96, 4, 4, 2, 256)
 
 
 def test_meta_device_build_then_init_weights_reties():

@@ -272,7 +272,7 @@ def test_bad_input_fails_before_compute(straight, mix_json, tmp_path, capsys):
     assert "fra_Latn.bin" in error(f"--mix={broken_mix}")
     # resume with another model shape: refused from meta.json, before anything is built
     message = error(f"--out_dir={straight}", "--resume", "--model=demo")
-    assert "cannot resume" in message and "dim: checkpoint 64, this run 128" in message
+    assert "cannot resume" in message and "dim: checkpoint 64, this run 96" in message
 
 
 def test_help_lists_every_key_with_its_default_and_meaning():
@@ -362,3 +362,27 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_a_transformers_saved_folder_without_tokenizer_model(mix_json, tmp_path):
+    """A Llama folder as transformers saves it (tokenizer.json, no tiktoken tokenizer.model) evaluates and
+    continues training."""
+    transformers = pytest.importorskip("transformers")
+    import evaluate
+    from tokenizer import Tokenizer, write_hf_tokenizer
+
+    folder = tmp_path / "saved"
+    config = transformers.LlamaConfig(vocab_size=VOCAB, hidden_size=64, intermediate_size=128,
+                                      num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                                      max_position_embeddings=128, tie_word_embeddings=False)
+    transformers.LlamaForCausalLM(config).save_pretrained(folder)
+    data_tokenizer = Tokenizer(mix_json.parent / "data" / "tokenizer.model")
+    write_hf_tokenizer(data_tokenizer, tmp_path / "tok", model_max_length=128)
+    transformers.AutoTokenizer.from_pretrained(tmp_path / "tok").save_pretrained(folder)
+    assert (folder / "tokenizer.json").is_file() and not (folder / "tokenizer.model").exists()
+    model, tok = evaluate.load_model(str(folder))
+    assert tok.path.endswith("tokenizer.json") and tok.sha256 == data_tokenizer.sha256
+    assert model.args.vocab_size == VOCAB
+    train_here(*TINY, f"--mix={mix_json}", f"--init={folder}", "--global_batch_size=4",
+               "--micro_batch_size=4", "--max_steps=1", f"--out_dir={tmp_path / 'cpt'}", "--eval_interval=0")
+    assert list(read_log(tmp_path / "cpt")[1]) == [1]
