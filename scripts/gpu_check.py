@@ -186,7 +186,10 @@ def check_decode(args, device, tmp: Path, new_tokens: int) -> None:
                                                   max_new_tokens=new_tokens, min_new_tokens=new_tokens,
                                                   pad_token_id=0)[0, len(prompt):].tolist())
         values |= {"transformers_tok_s": f"{hf:,.0f}", "compiled_vs_transformers": f"{compiled / hf:.2f}x",
-                   "same_as_transformers": hf_out == eager_out[0], "ok": compiled >= 2 * hf}
+                   "same_as_transformers": hf_out == eager_out[0],
+                   # the speed goal is a GPU's: at the CPU smoke run's tiny shapes only the tokens count
+                   "ok": eager_out == compiled_out and hf_out == eager_out[0] and (
+                       device.type != "cuda" or compiled >= 2 * hf)}
     except ImportError:
         values["transformers"] = "skipped (not installed)"
     report("decode", **values)
