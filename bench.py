@@ -462,7 +462,7 @@ def bench_train(quick: bool) -> list[Row]:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             prepare_mala.main(["--input", f"{tmp}/in", "--out", str(data), "--tokenizer",
                                f"{tmp}/tokenizer.model"])
-            mix.main([str(data), "--config", str(Path(__file__).parent / "config" / "mix_demo_bi.py"),
+            mix.main([str(data), "--config", str(Path(__file__).parent / "config" / "mix_bi.py"),
                       "--out", str(mix_json)])
         model = demo_model(json.loads((data / "index.json").read_text())["tokenizer"]["n_vocab"])
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.95), weight_decay=0.1)

@@ -61,9 +61,11 @@ def stage(name: str, commands: list[list], done: list[Path], threads: int = 2, l
     logs = [log_dir / f"{name}_{i}.log" for i in range(len(commands))] if log_dir else [None] * len(commands)
     procs = [subprocess.Popen(list(map(str, cmd)), cwd=ROOT, env=env, stdout=open(log, "w") if log else None,
                               stderr=subprocess.STDOUT if log else None) for cmd, log in zip(commands, logs)]
+    shown = time.time()
     while any(p.poll() is None for p in procs):  # progress of parallel runs: each one's last step line
-        time.sleep(0.5 if not log_dir else 15)
-        if log_dir and any(p.poll() is None for p in procs):
+        time.sleep(0.5)
+        if log_dir and time.time() - shown > 15 and any(p.poll() is None for p in procs):
+            shown = time.time()
             last = [next((ln for ln in reversed(log.read_text().splitlines()) if ln.startswith("step ")), "")
                     for log in logs]
             print(f"[{name}] " + " || ".join(line[:60] for line in last), flush=True)
