@@ -495,7 +495,7 @@ def bench_train(quick: bool) -> list[Row]:
                 detail=f"demo preset, fp32, best step of {rounds} x {steps}; peer: plain loop, same model, "
                 "batches and AdamW, no FSDP (ratio 1.0 = FSDP2 costs nothing)"),
             Row("train", "train.py bf16 vs fp32 (demo preset)", bf16, ours, "tok/s",
-                detail="ratio > 1: bf16 pays on this CPU (config/demo_base.py uses fp32: the same numbers "
+                detail="ratio > 1: bf16 pays on this CPU (config/demo_base.py uses fp32: close numbers "
                 "everywhere, and no 10x slowdown on CPUs without native bf16)"),
             Row("train", "train.py compile=True vs eager (demo preset)", compiled, ours, "tok/s",
                 detail="first steps (compiling) not counted; ratio > 1: compile pays on this CPU")]

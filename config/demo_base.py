@@ -26,9 +26,10 @@ ckpt_interval = 250
 keep_ckpts = 1
 
 device = "cpu"
-# fp32, eager: the same numbers on every CPU. bf16 is ~1.2x faster on CPUs that multiply it natively (AMX,
-# AVX512-BF16) but ~14x slower on those that do not (an AMD EPYC with AVX2: 540 vs 7,600 tok/s), and
-# compile was slower there too (6,200); bench.py's train rows measure both on your machine
+# fp32, eager: close numbers on every CPU (fp32 kernels still round a little differently). bf16 is ~1.3x
+# faster on CPUs that multiply it natively (AMX, AVX512-BF16) but ~14x slower on those that do not (an AMD
+# EPYC with AVX2: 540 vs 7,600 tok/s), and compile was slower there too (6,200); bench.py's train rows
+# measure both on your machine
 dtype = "float32"
 compile = False
 activation_checkpointing = False
