@@ -184,14 +184,22 @@ def test_exact_resume_also_after_kill_during_save(straight, mix_json, tmp_path):
     assert sorted(p.name for p in (out / "ckpt").iterdir()) == ["latest", "step_12", "step_9"]
 
 
-def test_fsdp_two_ranks_match_one_process(straight, mix_json, tmp_path):
+TWO_RANKS = [*COMMON, "--micro_batch_size=2", "--max_steps=8", "--activation_checkpointing=True"]
+
+
+@pytest.fixture(scope="module")
+def two_ranks(mix_json, tmp_path_factory):
+    out = tmp_path_factory.mktemp("two")
+    run_train(*TWO_RANKS, f"--mix={mix_json}", f"--out_dir={out}", nproc=2)
+    return out
+
+
+def test_fsdp_two_ranks_match_one_process(straight, two_ranks, mix_json, tmp_path):
     """2 ranks x 2 sequences x 2 micro-steps = the straight run's 1 x 4 x 2: same losses and the same
     validation losses (the same sequences whatever the world size, 1e-5); each rank holds half of the
     parameters. Activation checkpointing on (recomputation is exact). The 2-rank checkpoint, exported in
     one process by checkpoint.py, equals the gathered export."""
-    out = tmp_path / "two"
-    run_train(*COMMON, f"--mix={mix_json}", "--micro_batch_size=2", f"--out_dir={out}", "--max_steps=8",
-              "--activation_checkpointing=True", nproc=2)
+    out = two_ranks
     (header1,), one, val_one = read_log(straight)
     (header,), two, val_two = read_log(out)
     assert sorted(two) == list(range(1, 9))
@@ -348,6 +356,27 @@ def test_killing_torchrun_takes_its_ranks_with_it(mix_json, tmp_path):
     while time.time() < deadline and any(map(_alive, ranks)):
         time.sleep(0.05)
     assert len(ranks) >= 2 and not any(map(_alive, ranks)), ranks
+
+
+def test_torchrun_killed_mid_run_resumes_bit_identically(two_ranks, mix_json, tmp_path):
+    """kill -9 of torchrun's process group after step 4 (step 3 checkpointed), then the same torchrun
+    command with --resume: the losses and the final weights of an uninterrupted 2-rank run, bit for bit."""
+    out = tmp_path / "killed"
+    cmd = train_cmd(*TWO_RANKS, f"--mix={mix_json}", f"--out_dir={out}", nproc=2)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    for line in proc.stdout:
+        if line.startswith("step 4 "):
+            os.killpg(proc.pid, signal.SIGKILL)
+            break
+    assert proc.wait() == -signal.SIGKILL
+    assert (out / "ckpt" / "latest").read_text() in {"step_3", "step_6"} and not (out / "hf").exists()
+    result = run_train(*TWO_RANKS, f"--mix={mix_json}", f"--out_dir={out}", "--resume", nproc=2)
+    headers, losses, _ = read_log(out)
+    assert "resume from" in result.stdout and [h["start_step"] for h in headers] in ([0, 3], [0, 6])
+    assert losses == read_log(two_ranks)[1]  # every step's loss, the same floats
+    resumed, straight = (load_file(d / "hf" / "model.safetensors") for d in (out, two_ranks))
+    assert resumed.keys() == straight.keys() and all(torch.equal(straight[k], resumed[k]) for k in straight)
 
 
 def _cmdline(proc_dir: Path) -> str:
