@@ -11,6 +11,7 @@ OpenMP barriers with 2 threads made tiny matmuls ~20x slower and the ratios mean
 
 import argparse
 import contextlib
+import functools
 import hashlib
 import io
 import itertools
@@ -40,7 +41,7 @@ import prepare_mala  # noqa: E402
 import sampler  # noqa: E402
 import train  # noqa: E402
 from checkpoint import save_hf  # noqa: E402
-from common import HelpFormatter  # noqa: E402
+from common import HelpFormatter, write_atomic  # noqa: E402
 from model import PRESETS, Llama  # noqa: E402
 from sampler import Mixture  # noqa: E402
 from tasks import MCItem, flores_prompts  # noqa: E402
@@ -48,6 +49,7 @@ from tokenizer import Tokenizer, learn_bpe, pretokenize, train_bpe  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 LLAMA3 = None  # --tokenizer: Meta's Llama 3 tokenizer.model for the tokenizer and prepare benchmarks
+TMP = tempfile.TemporaryDirectory()  # what several areas share (tokenizer_file)
 OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
 
 
@@ -144,18 +146,19 @@ def cldr_text(n_chars: int, seed: int = 0, splice: bool = False) -> list[str]:
                 return lines
 
 
-def tokenizer_file(tmp: Path) -> tuple[Path, str]:
-    """Meta's Llama 3 tokenizer when given (--tokenizer), else a small BPE trained here; says which."""
+@functools.cache
+def tokenizer_file() -> tuple[Path, str]:
+    """Meta's Llama 3 tokenizer when given (--tokenizer), else a small BPE trained here (once per run, in a
+    folder removed at exit); says which."""
     if LLAMA3 is not None:
         return LLAMA3, "llama3"
-
-    train_bpe(cldr_text(300_000, splice=True), 4096, tmp / "bpe.model")
-    return tmp / "bpe.model", "trained BPE 4k"
+    path = Path(TMP.name) / "bpe.model"
+    train_bpe(cldr_text(300_000, splice=True), 4096, path)
+    return path, "trained BPE 4k"
 
 
 def demo_model(vocab_size: int, seed: int = 0):
     """The "demo" preset (model.PRESETS, fp32) with a fresh init."""
-
     torch.manual_seed(seed)
     model = Llama(replace(PRESETS["demo"], vocab_size=vocab_size))
     model.init_weights()
@@ -166,7 +169,6 @@ def demo_model(vocab_size: int, seed: int = 0):
 # model.py vs transformers' LlamaForCausalLM: same config, same weights
 def bench_model(quick: bool) -> list[Row]:
     from transformers import LlamaForCausalLM  # bench-only oracle, never imported by runtime code
-
 
     ours = demo_model(2304).eval()  # the demo tokenizer's vocab (2048 base + 256 specials)
     with tempfile.TemporaryDirectory() as folder:
@@ -230,7 +232,6 @@ def bench_model(quick: bool) -> list[Row]:
 # ----------------------------------------------------------------------------------------------------
 # tokenizer.py: BPE training time; encoding against raw tiktoken
 def bench_tokenizer(quick: bool) -> list[Row]:
-
     n_chars, vocab_size = (1_000_000, 2048) if quick else (5_000_000, 256 + 8192)
     rows = []
     for label, splice in (("CLDR names", False), ("spliced CLDR words", True)):
@@ -241,9 +242,8 @@ def bench_tokenizer(quick: bool) -> list[Row]:
                         lower_is_better=True, detail=f"{sum(len(t.encode()) for t in texts) / 1e6:.1f} MB, "
                         f"{len(words):,} distinct pieces (pretokenize {t_pre:.1f} s), {stats['cascades']} "
                         f"cascades, {stats['shortcuts']} shortcuts"))
-    with tempfile.TemporaryDirectory() as tmp:
-        tok_path, tok_name = tokenizer_file(Path(tmp))
-        tok = Tokenizer(tok_path)
+    tok_path, tok_name = tokenizer_file()
+    tok = Tokenizer(tok_path)
     lines = texts[: len(texts) // (5 if quick else 1)]
     docs = ["".join(lines[i: i + 100]) for i in range(0, len(lines), 100)]  # ~10 KB documents
     mb = sum(len(d.encode()) for d in docs) / 1e6
@@ -321,10 +321,9 @@ def cpu_seconds(fn) -> float:
 
 
 def bench_prepare(quick: bool) -> list[Row]:
-
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        tok_path, tok_name = tokenizer_file(tmp)
+        tok_path, tok_name = tokenizer_file()
         tok = prepare_mala.load_tokenizer(str(tok_path))
         cli = lambda name, *extra: run_cli("--input", f"{tmp}/{name}", "--out", f"{tmp}/o{next(runs)}",
                                            "--tokenizer", str(tok_path), *map(str, extra))
@@ -418,7 +417,6 @@ def nanogpt_get_batch(bins, n_tokens, cdf, rng, batch_size, block_size):
 
 
 def bench_mix(quick: bool) -> list[Row]:
-
     block, batch = 8192, 8
     n_tokens, n_batches = (20_000, 300) if quick else (200_000, 2_000)
     with tempfile.TemporaryDirectory() as tmp:
@@ -451,7 +449,6 @@ def bench_mix(quick: bool) -> list[Row]:
 # ----------------------------------------------------------------------------------------------------
 # train.py's step (FSDP2 over a process group of one, the torchrun code path) vs a plain PyTorch loop
 def bench_train(quick: bool) -> list[Row]:
-
     block, batch = 256, 8
     steps, rounds = (3, 2) if quick else (8, 3)
     with tempfile.TemporaryDirectory() as tmp:
@@ -522,7 +519,6 @@ def one_choice_per_forward(model, tok, items) -> list[list[float]]:
 
 
 def bench_evaluate(quick: bool) -> list[Row]:
-
     rng = random.Random(0)
     sentence = lambda n_words: " ".join(rng.choice(WORDS) for _ in range(n_words)).capitalize() + "."
     with tempfile.TemporaryDirectory() as tmp:
@@ -603,10 +599,8 @@ def main(argv=None) -> None:
           f"wall, {meta['cpus']} CPUs, load avg {load:.1f} -> {os.getloadavg()[0]:.1f}\n")
     print_table(rows)
     if args.json:
-        with open(f"{args.json}.tmp", "w") as f:
-            json.dump({**meta, "rows": [{**asdict(r), "ratio": r.ratio, "met": r.met} for r in rows]}, f,
-                      indent=1)
-        os.replace(f"{args.json}.tmp", args.json)
+        write_atomic(args.json, json.dumps({**meta, "rows": [{**asdict(r), "ratio": r.ratio, "met": r.met}
+                                                            for r in rows]}, indent=1))
     if failed:
         raise SystemExit(f"bench.py: area(s) failed: {', '.join(failed)} (traceback above)")
 

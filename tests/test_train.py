@@ -375,8 +375,8 @@ def test_torchrun_killed_mid_run_resumes_bit_identically(two_ranks, mix_json, tm
     headers, losses, _ = read_log(out)
     assert "resume from" in result.stdout and [h["start_step"] for h in headers] in ([0, 3], [0, 6])
     assert losses == read_log(two_ranks)[1]  # every step's loss, the same floats
-    resumed, straight = (load_file(d / "hf" / "model.safetensors") for d in (out, two_ranks))
-    assert resumed.keys() == straight.keys() and all(torch.equal(straight[k], resumed[k]) for k in straight)
+    resumed, whole = (load_file(d / "hf" / "model.safetensors") for d in (out, two_ranks))
+    assert resumed.keys() == whole.keys() and all(torch.equal(whole[k], resumed[k]) for k in whole)
 
 
 def _cmdline(proc_dir: Path) -> str:
